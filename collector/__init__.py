@@ -1,0 +1,1 @@
+"""The watchkeeper collector: receives results, keeps every host's state."""
