@@ -1,0 +1,29 @@
+"""A quick smoke of the benchmark harness (the real runs: `make bench`, see README)."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.benchmarks import bench_agent_footprint, bench_ingest
+
+pytestmark = pytest.mark.benchmark
+
+
+def test_ingest_harness_measures_both_servers() -> None:
+    report = bench_ingest.main(
+        ["--duration", "1", "--warmup", "0.3", "--rate", "40", "--hosts", "2", "--connections", "2"]
+    )
+    for server in ("collector", "bare_fastapi"):
+        for mode in ("closed", "open"):
+            figures = report[server][mode]  # type: ignore[index]
+            assert figures["errors"] == {}, (server, mode, figures)
+            assert figures["pushes"] > 0
+            assert figures["results_per_s"] == pytest.approx(12 * figures["pushes_per_s"], rel=0.01)
+    assert report["ratio"] > 0
+
+
+def test_footprint_harness_reads_the_running_agent() -> None:
+    report = bench_agent_footprint.main(["--warmup", "1", "--measure", "2"])
+    assert "disk" in report["checks"]  # type: ignore[operator]
+    assert 5 < report["rss_mb"] < 500  # type: ignore[operator]
+    assert report["cpu_pct_of_one_core"] >= 0  # type: ignore[operator]
