@@ -1,0 +1,258 @@
+"""``watchkeeper-agent``: ``run`` the daemon, ``check`` once like a Nagios plugin, ``validate``.
+
+Exit codes: ``check`` exits with the worst status (0 OK, 1 WARNING, 2 CRITICAL,
+3 UNKNOWN); a configuration error on any command prints the file, the key and what is
+wrong on stderr and exits 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from types import FrameType
+from typing import IO, TYPE_CHECKING, Any
+
+from agent import __version__
+from agent.config import AgentConfig, CheckLookup, CheckSpec, load_config
+from agent.scheduler import Produced, Scheduler, exit_status, run_once
+from agent.spool import Spool, SpoolStats, peek_stats
+from checks import registry
+from checks.config import ConfigError
+
+if TYPE_CHECKING:
+    import httpx
+
+log = logging.getLogger("agent")
+
+CONFIG_ERROR = 2
+FINAL_PUSH_BUDGET = 5.0
+
+
+def main(argv: Sequence[str] | None = None, *, lookup: CheckLookup = registry.load) -> int:
+    """Parse the command line and run one command; returns the exit code."""
+    parser = argparse.ArgumentParser(
+        prog="watchkeeper-agent", description="Check this host and push results to a collector."
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    run = commands.add_parser("run", help="run the agent daemon")
+    run.add_argument("--config", required=True, metavar="PATH", help="agent TOML file")
+    check = commands.add_parser("check", help="run checks once and exit with the worst status")
+    check.add_argument("--config", required=True, metavar="PATH", help="agent TOML file")
+    check.add_argument("--json", action="store_true", help="print results as JSON")
+    check.add_argument("names", nargs="*", metavar="NAME", help="check instances (default: all)")
+    validate = commands.add_parser("validate", help="check the configuration and exit")
+    validate.add_argument("--config", required=True, metavar="PATH", help="agent TOML file")
+    args = parser.parse_args(argv)
+
+    try:
+        if args.command == "run":
+            config = load_config(args.config, lookup=lookup, for_run=True)
+            return run_agent(config)
+        if args.command == "check":
+            config = load_config(args.config, lookup=lookup)
+            return check_once(config, args.names, as_json=args.json)
+        config = load_config(args.config, lookup=lookup, for_run=True)
+    except ConfigError as err:
+        print(f"config error: {err}", file=sys.stderr)
+        return CONFIG_ERROR
+    enabled = [c.name for c in config.checks if c.enabled]
+    print(f"config OK: {len(enabled)} checks ({', '.join(enabled)})")
+    return 0
+
+
+# -- check -----------------------------------------------------------------------------------
+
+
+def check_once(
+    config: AgentConfig, names: Sequence[str], *, as_json: bool, out: IO[str] | None = None
+) -> int:
+    """Run the named (or all enabled) checks once in parallel; print; return the exit code."""
+    out = out or sys.stdout
+    specs = _select(config, names)
+    state_dir = _check_state_dir(config)
+    started_at = time.time()
+
+    def agent_info() -> dict[str, Any]:
+        return _agent_info(started_at, peek_stats(config.spool_dir), None)
+
+    produced = run_once(specs, state_dir=state_dir, agent_info=agent_info)
+    if as_json:
+        rows = [{**p.result.to_wire(), "type": p.type_name, "duration": round(p.duration, 6)}
+                for p in produced]
+        json.dump(rows, out, indent=2)
+        out.write("\n")
+    else:
+        _print_table(produced, out)
+    return int(exit_status(produced))
+
+
+def _select(config: AgentConfig, names: Sequence[str]) -> list[CheckSpec]:
+    if not names:
+        return [c for c in config.checks if c.enabled]
+    by_name = {c.name: c for c in config.checks}
+    missing = [n for n in names if n not in by_name]
+    if missing:
+        known = ", ".join(by_name)
+        raise ConfigError("", f"no check named {missing[0]!r} (configured: {known})",
+                          config.file.name)
+    return [by_name[n] for n in dict.fromkeys(names)]
+
+
+def _print_table(produced: Sequence[Produced], out: IO[str]) -> None:
+    rows = [("CHECK", "TARGET", "STATUS", "SUMMARY")]
+    rows += [(p.result.check, p.result.target or "-", p.result.status.name, p.result.summary)
+             for p in produced]
+    widths = [max(len(r[i]) for r in rows) for i in range(3)]
+    for row in rows:
+        out.write("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=False)))
+        out.write(f"  {row[3]}\n")
+
+
+def _check_state_dir(config: AgentConfig) -> Path:
+    state_dir = config.state_dir / "checks"
+    try:
+        state_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        # `check` may be run by a user who cannot write the daemon's state; the checks
+        # that need state will say so themselves.
+        logging.getLogger("agent").debug("cannot create %s: %s", state_dir, err)
+    return state_dir
+
+
+def _agent_info(
+    started_at: float, spool: SpoolStats | None, sender_stats: Any | None
+) -> dict[str, Any]:
+    return {
+        "version": __version__,
+        "started_at": started_at,
+        "spool_depth": spool.depth if spool else 0,
+        "spool_bytes": spool.bytes if spool else 0,
+        "spool_oldest_age": spool.oldest_age if spool else None,
+        "spool_dropped_total": spool.dropped_total if spool else 0,
+        "spool_rejected_total": spool.rejected_total if spool else 0,
+        "send_failures_total": sender_stats.send_failures_total if sender_stats else 0,
+        "last_push_ok_at": sender_stats.last_push_ok_at if sender_stats else None,
+    }
+
+
+# -- run -------------------------------------------------------------------------------------
+
+
+def run_agent(
+    config: AgentConfig,
+    *,
+    transport: httpx.BaseTransport | None = None,
+    stop: threading.Event | None = None,
+    install_signals: bool = True,
+) -> int:
+    """The daemon: schedule checks into the spool and push it until SIGTERM/SIGINT."""
+    _setup_logging(config.log_level)
+    stop = stop or threading.Event()
+    try:
+        (config.state_dir / "checks").mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        return _startup_error(config, "agent.state_dir", f"cannot create {err.filename}: "
+                              f"{err.strerror}")
+    try:
+        spool = Spool(config.spool_dir, max_bytes=config.spool.max_bytes,
+                      max_age=config.spool.max_age)
+    except OSError as err:
+        return _startup_error(config, "spool.dir", f"cannot open the spool: {err}")
+    except Exception as err:  # sqlite3.Error: a damaged or foreign file
+        return _startup_error(config, "spool.dir", f"cannot open the spool: "
+                              f"{type(err).__name__}: {err}")
+
+    sender_module = _import_sender()
+    started_at = time.time()
+    assert config.collector.url is not None  # load_config(for_run=True) made sure
+    token = sender_module.TokenSource(config.collector.token, config.collector.token_file)
+    sender = sender_module.Sender(
+        spool, config.collector, host=config.host, token=token, transport=transport,
+        agent={"version": __version__, "started_at": started_at,
+               "interval": config.shortest_interval},
+    )
+
+    def agent_info() -> dict[str, Any]:
+        return _agent_info(started_at, spool.stats(), sender.stats)
+
+    scheduler = Scheduler(config.checks, state_dir=config.state_dir / "checks", sink=spool,
+                          agent_info=agent_info)
+    if install_signals:
+        _install_signal_handlers(stop)
+    enabled = [c.name for c in config.checks if c.enabled]
+    log.info("watchkeeper-agent %s starting as %s: %d checks (%s), pushing to %s, spool %s "
+             "(%d results waiting)", __version__, config.host, len(enabled), ", ".join(enabled),
+             config.collector.url, spool.path, len(spool))
+    sender_thread = threading.Thread(
+        target=sender.run, kwargs={"final_push_budget": FINAL_PUSH_BUDGET}, name="sender",
+        daemon=True,
+    )
+    scheduler_thread = threading.Thread(target=scheduler.run, name="scheduler", daemon=True)
+    sender_thread.start()
+    scheduler_thread.start()
+    try:
+        while not stop.wait(1.0):
+            if not (sender_thread.is_alive() and scheduler_thread.is_alive()):
+                log.error("an agent thread died; stopping")
+                break
+    finally:
+        log.info("stopping: no new check runs; last push, then closing the spool")
+        scheduler.stop()
+        scheduler_thread.join(5.0)
+        sender.stop()
+        sender_thread.join(config.collector.timeout + FINAL_PUSH_BUDGET + 1.0)
+        sender.close()
+        spool.close()
+        log.info("stopped; %s", "spool closed" if not sender_thread.is_alive()
+                 else "the last push did not finish in time; results stay spooled")
+    return 0
+
+
+def _startup_error(config: AgentConfig, key: str, message: str) -> int:
+    print(f"config error: {ConfigError(key, message, config.file.name)}", file=sys.stderr)
+    return CONFIG_ERROR
+
+
+def _import_sender() -> Any:
+    # httpx imports its optional command-line client (httpx._main), which loads click and
+    # pygments when they happen to be installed, then gives up without rich. The agent never
+    # uses that client; marking the module absent makes httpx take its own ImportError
+    # fallback at once and keeps about 2 MB out of every agent's resident memory.
+    if "httpx" not in sys.modules:
+        sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
+    from agent import sender
+
+    return sender
+
+
+def _install_signal_handlers(stop: threading.Event) -> None:
+    def handle(signum: int, frame: FrameType | None) -> None:
+        if stop.is_set():
+            log.warning("second %s: exiting now; the spool is safe on disk",
+                        signal.Signals(signum).name)
+            raise SystemExit(128 + signum)
+        log.info("received %s", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, handle)
+    signal.signal(signal.SIGINT, handle)
+
+
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(
+        level=getattr(logging, level.upper()),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    if level != "debug":
+        # httpx logs every request at INFO; one line per push every few seconds is noise.
+        logging.getLogger("httpx").setLevel(logging.WARNING)
+        logging.getLogger("httpcore").setLevel(logging.WARNING)
