@@ -37,11 +37,11 @@ from checks.result import CheckResult, Metric, Status, unknown, worst
 # Pseudo, volatile and read-only image filesystems: they are either not storage at all,
 # vanish with a reboot, or are always 100% full by design (squashfs, erofs, iso9660).
 DEFAULT_EXCLUDED_TYPES: tuple[str, ...] = (
-    "autofs", "binfmt_misc", "bpf", "cgroup", "cgroup2", "configfs", "debugfs", "devpts",
-    "devtmpfs", "efivarfs", "erofs", "fusectl", "fuse.gvfsd-fuse", "fuse.lxcfs", "fuse.portal",
-    "fuse.snapfuse", "hugetlbfs", "iso9660", "mqueue", "nfsd", "nsfs", "overlay", "aufs", "proc",
-    "pstore", "ramfs", "rootfs", "rpc_pipefs", "securityfs", "selinuxfs", "squashfs", "sysfs",
-    "tmpfs", "tracefs",
+    "aufs", "autofs", "binder", "binfmt_misc", "bpf", "cgroup", "cgroup2", "configfs",
+    "debugfs", "devpts", "devtmpfs", "efivarfs", "erofs", "fusectl", "fuse.gvfsd-fuse",
+    "fuse.lxcfs", "fuse.portal", "fuse.snapfuse", "fuse.xdg-document-portal", "hugetlbfs",
+    "iso9660", "mqueue", "nfsd", "nsfs", "overlay", "proc", "pstore", "ramfs", "rootfs",
+    "rpc_pipefs", "securityfs", "selinuxfs", "squashfs", "sysfs", "tmpfs", "tracefs",
 )
 
 
