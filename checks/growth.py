@@ -55,13 +55,14 @@ def record_sample(
     """The history with ``sample`` added: older than ``window`` dropped, size bounded.
 
     Samples are kept at least ``window / max_samples`` apart, so the history covers the
-    whole window whatever the check interval is; the newest sample is always the current
-    one (it replaces the previous newest while that is still closer than the spacing).
+    whole window whatever the check interval is. The newest sample is always the current
+    one: it replaces the previous newest as long as that one is closer than the spacing
+    to the sample before it.
     Samples from the future (the clock was stepped back) are dropped.
     """
     spacing = window / max(max_samples, 1)
     kept = [s for s in samples if sample.at - window <= s.at < sample.at]
-    if len(kept) >= 2 and sample.at - kept[-2].at < spacing:
+    if len(kept) >= 2 and kept[-1].at - kept[-2].at < spacing:
         kept[-1] = sample
     else:
         kept.append(sample)
