@@ -86,7 +86,9 @@ def build(model: type[T], data: Mapping[str, Any], *, key: str = "") -> T:
     try:
         return model(**values)
     except ConfigError as err:
-        raise err.under(key) if key and not err.key.startswith(key) else err
+        if key and not err.key.startswith(key):
+            raise err.under(key) from err
+        raise
     except (TypeError, ValueError) as err:
         raise ConfigError(key, str(err)) from err
 
@@ -118,7 +120,8 @@ def _coerce(tp: Any, value: Any, path: str) -> Any:
     if origin is Literal:
         allowed = get_args(tp)
         if value not in allowed:
-            raise ConfigError(path, f"must be one of {', '.join(map(repr, allowed))}, got {value!r}")
+            choices = ", ".join(map(repr, allowed))
+            raise ConfigError(path, f"must be one of {choices}, got {value!r}")
         return value
     if origin is tuple:
         args = get_args(tp)
@@ -127,7 +130,7 @@ def _coerce(tp: Any, value: Any, path: str) -> Any:
         item_type = args[0]
         return tuple(_coerce(item_type, v, f"{path}[{i}]") for i, v in enumerate(value))
     if dataclasses.is_dataclass(tp):
-        return build(tp, value, key=path)  # type: ignore[type-var]
+        return build(typing.cast("type[Any]", tp), value, key=path)
     if tp is Seconds:
         return Seconds(parse_duration(value, path))
     if tp is Bytes:
@@ -165,7 +168,9 @@ def parse_duration(value: Any, path: str = "") -> float:
     elif isinstance(value, str) and (m := _DURATION.match(value)):
         seconds = float(m.group(1)) * _DURATION_UNITS[m.group(2)]
     else:
-        raise ConfigError(path, f"expected a duration such as 30, \"90s\", \"15m\", \"24h\", got {value!r}")
+        raise ConfigError(
+            path, f"expected a duration such as 30, \"90s\", \"15m\", \"24h\", got {value!r}"
+        )
     if seconds < 0:
         raise ConfigError(path, f"a duration cannot be negative, got {value!r}")
     return seconds
@@ -181,7 +186,9 @@ def parse_size(value: Any, path: str = "") -> int:
         unit = m.group(2).lower() if m.group(2) else None
         size = float(m.group(1)) * _SIZE_UNITS[unit]
     else:
-        raise ConfigError(path, f"expected a size such as 1048576, \"50MB\", \"1GiB\", got {value!r}")
+        raise ConfigError(
+            path, f"expected a size such as 1048576, \"50MB\", \"1GiB\", got {value!r}"
+        )
     if size < 0:
         raise ConfigError(path, f"a size cannot be negative, got {value!r}")
     return int(size)

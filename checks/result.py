@@ -132,4 +132,6 @@ class CheckResult:
 
 def unknown(check: str, target: str, reason: str, **details: Any) -> CheckResult:
     """A result for a check that could not run: never OK, always with the reason."""
-    return CheckResult(check, target, Status.UNKNOWN, reason[:200], (), {"error": reason, **details})
+    return CheckResult(
+        check, target, Status.UNKNOWN, reason[:200], (), {"error": reason, **details}
+    )
