@@ -25,6 +25,8 @@ class FakeConfig:
     targets: tuple[str, ...] = ("/",)
     sleep: Seconds = Seconds(0)
     fail: str = ""
+    good_runs: int = 0
+    """With ``fail``: how many runs succeed before it starts raising."""
     space_warn_pct: Percent = Percent(85)
 
 
@@ -37,12 +39,14 @@ class FakeCheck:
     def __init__(self, config: FakeConfig, context: CheckContext) -> None:
         self.config = config
         self.context = context
+        self.runs = 0
 
     def run(self) -> list[CheckResult]:
         STARTS[self.context.name].append(time.monotonic())
+        self.runs += 1
         if self.config.sleep:
             RELEASE.wait(self.config.sleep)
-        if self.config.fail:
+        if self.config.fail and self.runs > max(self.config.good_runs, 0):
             raise RuntimeError(self.config.fail)
         status = Status[self.config.status.upper()]
         return [
