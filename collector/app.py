@@ -1,0 +1,99 @@
+"""The app factory: builds the store, the writer, the metrics and the routes from settings."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from prometheus_client import CollectorRegistry
+
+from collector.db import create_db_engine, session_factory
+from collector.errors import CollectorError
+from collector.hosts import views as host_views
+from collector.ingest import views as ingest_views
+from collector.ingest.auth import TokenAuthenticator
+from collector.ingest.scheduled import run_pruning
+from collector.ingest.writer import GroupCommitWriter
+from collector.ops import views as ops_views
+from collector.ops.metrics import IngestMetrics, StateCollector
+from collector.overview import views as overview_views
+from collector.overview.views import make_templates
+from collector.runtime import Runtime
+from collector.settings import Settings
+from collector.state import views as state_views
+from collector.state.scheduled import run_silence_detector
+from collector.timefmt import Clock
+
+
+def create_app(
+    settings: Settings, *, clock: Clock = time.time, run_scheduled: bool = True
+) -> FastAPI:
+    """A collector app; its lifespan starts the writer and the scheduled jobs.
+
+    The schema must already be at head (``collector.db.migrate``; ``serve`` does it).
+    ``clock`` and ``run_scheduled`` are seams for tests, which drive the jobs themselves.
+    """
+    engine = create_db_engine(settings)
+    sessions = session_factory(engine)
+    registry = CollectorRegistry(auto_describe=True)
+    metrics = IngestMetrics(registry)
+    registry.register(StateCollector(engine))
+    runtime = Runtime(
+        settings=settings,
+        engine=engine,
+        sessions=sessions,
+        writer=GroupCommitWriter(engine, max_group=settings.ingest.max_group_batches,
+                                 observer=metrics.observe_group),
+        authenticator=TokenAuthenticator(sessions, ttl=settings.ingest.token_cache_ttl),
+        registry=registry,
+        metrics=metrics,
+        clock=clock,
+        started_at=clock(),
+    )
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        runtime.started_at = clock()
+        runtime.writer.start()
+        tasks = []
+        if run_scheduled:
+            tasks = [asyncio.create_task(run_silence_detector(runtime)),
+                     asyncio.create_task(run_pruning(runtime))]
+        try:
+            yield
+        finally:
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            runtime.writer.stop()
+            engine.dispose()
+
+    app = FastAPI(title="watchkeeper collector", version="0.1.0", lifespan=lifespan)
+    app.state.runtime = runtime
+    app.state.engine = engine
+    app.state.registry = registry
+    app.state.templates = make_templates()
+
+    @app.exception_handler(CollectorError)
+    async def collector_error(_request: Request, exc: CollectorError) -> JSONResponse:
+        return JSONResponse({"error": exc.code, "detail": exc.detail},
+                            status_code=exc.status_code)
+
+    @app.exception_handler(RequestValidationError)
+    async def request_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        detail = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()[:5]
+        )
+        return JSONResponse({"error": "invalid_request", "detail": detail}, status_code=422)
+
+    for module in (ingest_views, host_views, state_views, ops_views, overview_views):
+        app.include_router(module.router)
+    return app
+

@@ -1,0 +1,144 @@
+"""``watchkeeper-collector``: serve, enroll, migrate, hosts."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Sequence
+
+from sqlalchemy.exc import SQLAlchemyError
+
+from collector.db import create_db_engine, migrate, session_factory
+from collector.errors import AlreadyEnrolled, ConfigError
+from collector.settings import Settings, load_settings
+
+EXIT_CONFIG = 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="watchkeeper-collector",
+        description="The watchkeeper collector: receives agent pushes, keeps host state.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the HTTP collector (migrates the store first)")
+    serve.add_argument("--config", help="TOML config file (default: SQLite under ./var/)")
+    serve.add_argument("--host", help="listen address (overrides server.host)")
+    serve.add_argument("--port", type=int, help="listen port (overrides server.port)")
+    serve.add_argument("--access-log", action="store_true", help="log every request")
+
+    enroll = sub.add_parser("enroll", help="enroll a host and print its token once")
+    enroll.add_argument("--customer", required=True, help="the customer the host belongs to")
+    enroll.add_argument("--host", required=True, dest="fqdn", help="the host's FQDN")
+    enroll.add_argument("--config", help="TOML config file")
+    enroll.add_argument("--critical", action="store_true",
+                        help="mark the host as critical for the customer")
+    enroll.add_argument("--rotate", action="store_true",
+                        help="replace the token of an already enrolled host")
+
+    mig = sub.add_parser("migrate", help="upgrade the store's schema to the latest version")
+    mig.add_argument("--config", help="TOML config file")
+
+    hosts = sub.add_parser("hosts", help="list enrolled hosts")
+    hosts.add_argument("--config", help="TOML config file")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the console script; returns the exit code."""
+    args = _parser().parse_args(argv)
+    try:
+        settings = load_settings(args.config)
+        if args.command == "serve":
+            server = settings.server.model_copy(update={
+                k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None
+            })
+            settings = settings.model_copy(update={"server": server})
+    except ConfigError as exc:
+        print(f"watchkeeper-collector: config error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    try:
+        if args.command == "serve":
+            return _serve(settings, access_log=args.access_log)
+        if args.command == "enroll":
+            return _enroll(settings, args.customer, args.fqdn, args.critical, args.rotate)
+        if args.command == "migrate":
+            return _migrate(settings)
+        return _hosts(settings)
+    except SQLAlchemyError as exc:
+        print(f"watchkeeper-collector: database error: {exc}", file=sys.stderr)
+        return 1
+
+
+def _migrate(settings: Settings) -> int:
+    engine = create_db_engine(settings)
+    try:
+        migrate(engine)
+    finally:
+        engine.dispose()
+    print(f"schema is up to date ({engine.url.render_as_string(hide_password=True)})",
+          file=sys.stderr)
+    return 0
+
+
+def _enroll(settings: Settings, customer: str, fqdn: str, critical: bool, rotate: bool) -> int:
+    from collector.hosts.service import enroll
+
+    engine = create_db_engine(settings)
+    try:
+        migrate(engine)
+        with session_factory(engine)() as session:
+            token = enroll(session=session, customer=customer, fqdn=fqdn, critical=critical,
+                           rotate=rotate, now=time.time())
+    except AlreadyEnrolled as exc:
+        print(f"watchkeeper-collector: {exc.detail}", file=sys.stderr)
+        return 1
+    finally:
+        engine.dispose()
+    print(token)
+    sys.stdout.flush()
+    print(
+        f"Enrolled {fqdn} for customer {customer}. The token above is shown only once and "
+        "only its hash is stored: put it in the agent's config now.",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def _hosts(settings: Settings) -> int:
+    from collector.hosts.service import list_hosts
+
+    engine = create_db_engine(settings)
+    try:
+        migrate(engine)
+        with session_factory(engine)() as session:
+            hosts = list_hosts(session=session)
+    finally:
+        engine.dispose()
+    for h in hosts:
+        silent = " SILENT" if h.silent else ""
+        print(f"{h.customer}\t{h.fqdn}\t{h.worst_status_name}{silent}\t"
+              f"last push {h.last_seen_at or 'never'}")
+    return 0
+
+
+def _serve(settings: Settings, *, access_log: bool) -> int:
+    import uvicorn
+
+    from collector.app import create_app
+
+    engine = create_db_engine(settings)
+    try:
+        migrate(engine)
+    finally:
+        engine.dispose()
+    app = create_app(settings)
+    uvicorn.run(app, host=settings.server.host, port=settings.server.port,
+                access_log=access_log, log_level="info")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

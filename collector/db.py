@@ -1,0 +1,117 @@
+"""Storage plumbing shared by every domain: the declarative base, engines, migrations.
+
+One storage layer for SQLite and PostgreSQL. Times are stored as float seconds since
+the epoch (UTC): the same type and comparisons on both databases, and cheap to write.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Connection, Engine, MetaData, create_engine, event, make_url, text
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+from sqlalchemy.sql.dml import Insert
+
+from collector.settings import Settings
+
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+# Any constant works; it only has to be the same in every collector process.
+MIGRATION_LOCK_ID = 0x5741_4B45_0001
+IMMEDIATE = "watchkeeper_immediate"
+"""Execution option: on SQLite, begin with BEGIN IMMEDIATE (take the write lock first)."""
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    """Declarative base of every table; constraint names are stable across databases."""
+
+    metadata = MetaData(naming_convention=NAMING)
+
+
+def create_db_engine(settings: Settings) -> Engine:
+    """An engine for the configured URL, with SQLite tuned for a durable, concurrent store."""
+    url = make_url(settings.database_url)
+    db = settings.database
+    if url.get_backend_name() != "sqlite":
+        return create_engine(
+            url, pool_size=db.pool_size, max_overflow=db.max_overflow, pool_pre_ping=True
+        )
+    if url.database and url.database != ":memory:":
+        Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url, pool_size=db.pool_size, max_overflow=db.max_overflow)
+    busy_ms = int(db.sqlite_busy_timeout * 1000)
+    synchronous = db.sqlite_synchronous
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        # Let SQLAlchemy, not the driver, decide where transactions begin.
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute(f"PRAGMA busy_timeout={busy_ms}")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute(f"PRAGMA synchronous={synchronous}")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        # A writer that reads first and upgrades later can hit SQLITE_BUSY without
+        # waiting; taking the write lock at BEGIN makes busy_timeout apply.
+        immediate = conn.get_execution_options().get(IMMEDIATE, False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+    return engine
+
+
+def is_postgres(bind: Engine | Connection) -> bool:
+    """True on PostgreSQL (row locks, advisory locks); False on SQLite."""
+    return bind.dialect.name == "postgresql"
+
+
+def upsert_insert(bind: Engine | Connection, table: Any) -> Any:
+    """The dialect's INSERT that supports ON CONFLICT (SQLite and PostgreSQL)."""
+    insert_fn = postgresql.insert if is_postgres(bind) else sqlite.insert
+    stmt: Insert = insert_fn(table)
+    return stmt
+
+
+def session_factory(engine: Engine) -> sessionmaker[Session]:
+    """Sessions for the read paths and the CLI."""
+    return sessionmaker(engine, expire_on_commit=False)
+
+
+@contextmanager
+def write_transaction(engine: Engine) -> Iterator[Connection]:
+    """A connection in a write transaction (BEGIN IMMEDIATE on SQLite), committed on exit."""
+    with engine.connect().execution_options(**{IMMEDIATE: True}) as conn, conn.begin():
+        yield conn
+
+
+def alembic_config(connection: Connection | None = None) -> Config:
+    """An Alembic config pointing at the packaged migrations."""
+    cfg = Config(str(Path(__file__).parent / "alembic.ini"))
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    if connection is not None:
+        cfg.attributes["connection"] = connection
+    return cfg
+
+
+def migrate(engine: Engine) -> None:
+    """Upgrade the schema to head; on PostgreSQL serialized across processes."""
+    with write_transaction(engine) as conn:
+        if is_postgres(conn):
+            conn.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": MIGRATION_LOCK_ID})
+        command.upgrade(alembic_config(conn), "head")

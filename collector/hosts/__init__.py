@@ -1,0 +1,1 @@
+"""Customers and hosts: enrolment, host tokens, the host views."""

@@ -1,0 +1,1 @@
+"""The push endpoint: body limits, parsing, group commit into the store, retention."""

@@ -1,0 +1,37 @@
+"""Retention: delete results (and their batch ids) older than ``ingest.result_retention``."""
+
+from __future__ import annotations
+
+import logging
+
+from sqlalchemy import text
+
+from collector.db import is_postgres, write_transaction
+from collector.ingest.service import prune_results
+from collector.runtime import Runtime
+from collector.scheduling import run_every
+
+log = logging.getLogger(__name__)
+PRUNE_LOCK_ID = 0x5741_4B45_0002
+
+
+def prune_job(runtime: Runtime) -> tuple[int, int]:
+    """One pruning pass; with several collectors on PostgreSQL only one prunes at a time."""
+    cutoff = runtime.clock() - runtime.settings.ingest.result_retention
+    with write_transaction(runtime.engine) as conn:
+        if is_postgres(conn):
+            got = conn.execute(
+                text("SELECT pg_try_advisory_xact_lock(:id)"), {"id": PRUNE_LOCK_ID}
+            ).scalar()
+            if not got:
+                return 0, 0
+        results, batches = prune_results(conn=conn, older_than=cutoff)
+    if results or batches:
+        log.info("pruned %d results and %d batch ids", results, batches)
+    return results, batches
+
+
+async def run_pruning(runtime: Runtime) -> None:
+    """Prune forever (cancelled by the app's lifespan)."""
+    await run_every(runtime.settings.ingest.prune_every, lambda: prune_job(runtime),
+                    name="prune")

@@ -1,0 +1,153 @@
+"""The rules of a push: who may push what, and storing a group of batches in one transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import cast
+
+from sqlalchemy import Connection, Table, bindparam, delete, select, update
+
+from collector.db import upsert_insert
+from collector.errors import Forbidden, InvalidPayload
+from collector.hosts.models import Host
+from collector.ingest.models import Batch, Result, WireBatch
+from collector.state.models import SILENCE_CHECK
+from collector.state.service import NewResult, apply_results
+
+BATCHES = cast(Table, Batch.__table__)
+RESULTS = cast(Table, Result.__table__)
+HOSTS = cast(Table, Host.__table__)
+
+
+@dataclass(frozen=True, slots=True)
+class PendingBatch:
+    """A validated batch from an authenticated host, waiting for the writer."""
+
+    host_id: int
+    batch: WireBatch
+    received_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class StoreOutcome:
+    """What the 202 answer says about one batch."""
+
+    batch_id: str
+    accepted: int
+    duplicate: bool
+
+
+def check_batch(*, batch: WireBatch, host_fqdn: str, max_results: int) -> None:
+    """Refuse a batch for another host, an oversized batch, or results under reserved names."""
+    if batch.host != host_fqdn:
+        raise Forbidden(
+            f"the token belongs to host {host_fqdn!r}, the batch is for host {batch.host!r}"
+        )
+    if len(batch.results) > max_results:
+        raise InvalidPayload(
+            f"results: {len(batch.results)} results in one batch, the limit is {max_results}"
+        )
+    for index, result in enumerate(batch.results):
+        if result.check == SILENCE_CHECK:
+            raise InvalidPayload(
+                f"results.{index}.check: {SILENCE_CHECK!r} is reserved for the collector"
+            )
+
+
+def store_batches(*, conn: Connection, pending: Sequence[PendingBatch]) -> list[StoreOutcome]:
+    """Store batches in the caller's transaction; a batch id seen before is a duplicate.
+
+    Hosts are locked first, in id order (the last_seen update takes the row lock on
+    PostgreSQL), so two collectors storing for the same host serialize here and the second
+    one sees the first one's batch as a duplicate instead of failing.
+    """
+    if not pending:
+        return []
+    latest: dict[int, PendingBatch] = {}
+    for item in pending:
+        seen = latest.get(item.host_id)
+        if seen is None or item.received_at >= seen.received_at:
+            latest[item.host_id] = item
+    host_ids = sorted(latest)
+    conn.execute(
+        update(HOSTS)
+        .where(HOSTS.c.id == bindparam("b_id"))
+        .values(
+            last_seen_at=bindparam("b_seen"),
+            agent_version=bindparam("b_version"),
+            agent_started_at=bindparam("b_started"),
+            expected_interval=bindparam("b_interval"),
+        ),
+        [
+            {
+                "b_id": hid,
+                "b_seen": latest[hid].received_at,
+                "b_version": latest[hid].batch.agent.version,
+                "b_started": latest[hid].batch.agent.started_at,
+                "b_interval": latest[hid].batch.agent.interval,
+            }
+            for hid in host_ids
+        ],
+    )
+    batch_ids = {item.batch.batch_id for item in pending}
+    stored = {
+        (row[0], row[1])
+        for row in conn.execute(
+            select(BATCHES.c.host_id, BATCHES.c.batch_id).where(
+                BATCHES.c.host_id.in_(host_ids), BATCHES.c.batch_id.in_(batch_ids)
+            )
+        )
+    }
+    outcomes: list[StoreOutcome] = []
+    batch_rows: list[dict[str, object]] = []
+    result_rows: list[dict[str, object]] = []
+    new_results: list[NewResult] = []
+    for item in pending:
+        batch = item.batch
+        key = (item.host_id, batch.batch_id)
+        if key in stored:
+            outcomes.append(StoreOutcome(batch.batch_id, 0, True))
+            continue
+        stored.add(key)
+        outcomes.append(StoreOutcome(batch.batch_id, len(batch.results), False))
+        batch_rows.append({
+            "host_id": item.host_id, "batch_id": batch.batch_id,
+            "received_at": item.received_at, "result_count": len(batch.results),
+        })
+        for res in batch.results:
+            metrics = [m.model_dump(exclude_none=True) for m in res.metrics]
+            result_rows.append({
+                "host_id": item.host_id, "result_uid": res.id, "seq": res.seq,
+                "type": res.type, "check": res.check, "target": res.target,
+                "status": res.status, "summary": res.summary, "metrics": metrics,
+                "details": res.details, "produced_at": res.produced_at,
+                "received_at": item.received_at,
+            })
+            new_results.append(NewResult(
+                item.host_id, res.check, res.target, res.type, res.status, res.summary,
+                metrics, res.details, res.produced_at, res.seq,
+            ))
+    if batch_rows:
+        conn.execute(BATCHES.insert(), batch_rows)
+    if result_rows:
+        conn.execute(
+            upsert_insert(conn, RESULTS).on_conflict_do_nothing(
+                index_elements=[RESULTS.c.host_id, RESULTS.c.result_uid]
+            ),
+            result_rows,
+        )
+    now = max(item.received_at for item in pending)
+    apply_results(conn=conn, results=new_results, hosts=host_ids, now=now)
+    return outcomes
+
+
+def prune_results(*, conn: Connection, older_than: float) -> tuple[int, int]:
+    """Delete results and batch ids received before ``older_than``; return both counts.
+
+    A batch id is kept as long as its results, so a resend within the retention is
+    still recognised as a duplicate.
+    """
+    results = conn.execute(delete(RESULTS).where(RESULTS.c.received_at < older_than)).rowcount
+    batches = conn.execute(delete(BATCHES).where(BATCHES.c.received_at < older_than)).rowcount
+    return results, batches

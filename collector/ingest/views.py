@@ -1,0 +1,74 @@
+"""POST /api/v1/results: read under limits, authenticate, validate, hand to the writer."""
+
+from __future__ import annotations
+
+import time
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+
+from collector.errors import CollectorError
+from collector.ingest.body import decode, parse_batch, read_capped
+from collector.ingest.models import Accepted, WireBatch
+from collector.ingest.service import PendingBatch, check_batch
+from collector.runtime import get_runtime
+
+router = APIRouter()
+
+_ERROR = {"type": "object", "properties": {"error": {"type": "string"},
+                                            "detail": {"type": "string"}}}
+_OPENAPI = {
+    "requestBody": {
+        "required": True,
+        "content": {"application/json": {"schema": WireBatch.model_json_schema(
+            ref_template="#/components/schemas/{model}")}},
+    },
+    "responses": {
+        "202": {"description": "stored (or already stored)",
+                "content": {"application/json": {"schema": Accepted.model_json_schema()}}},
+        **{code: {"description": text, "content": {"application/json": {"schema": _ERROR}}}
+           for code, text in (("401", "no or unknown token"),
+                              ("403", "the token belongs to another host"),
+                              ("413", "body over ingest.max_body_bytes"),
+                              ("415", "unsupported Content-Encoding"),
+                              ("422", "malformed batch or too many results"),
+                              ("503", "the store is unavailable"))},
+    },
+}
+
+
+@router.post("/api/v1/results", tags=["ingest"], status_code=202, openapi_extra=_OPENAPI)
+async def post_results(request: Request) -> JSONResponse:
+    """An agent's push (docs/protocol.md); 202 only after the batch is committed."""
+    runtime = get_runtime(request)
+    metrics = runtime.metrics
+    limits = runtime.settings.ingest
+    started = time.perf_counter()
+    try:
+        host = await runtime.authenticator.authenticate(request.headers.get("authorization"))
+        raw = await read_capped(
+            request.stream(), content_length=request.headers.get("content-length"),
+            limit=limits.max_body_bytes,
+        )
+        data = decode(raw, content_encoding=request.headers.get("content-encoding"),
+                      limit=limits.max_body_bytes)
+        batch = parse_batch(data)
+        check_batch(batch=batch, host_fqdn=host.fqdn, max_results=limits.max_batch_results)
+        outcome = await runtime.writer.submit(
+            PendingBatch(host_id=host.host_id, batch=batch, received_at=runtime.clock())
+        )
+    except CollectorError as exc:
+        metrics.rejected.labels(exc.code).inc()
+        metrics.batches.labels("rejected").inc()
+        raise
+    if outcome.duplicate:
+        metrics.batches.labels("duplicate").inc()
+    else:
+        metrics.batches.labels("stored").inc()
+        metrics.results.inc(outcome.accepted)
+    metrics.latency.observe(time.perf_counter() - started)
+    return JSONResponse(
+        {"batch_id": outcome.batch_id, "accepted": outcome.accepted,
+         "duplicate": outcome.duplicate},
+        status_code=202,
+    )

@@ -1,0 +1,12 @@
+"""Every table of the collector, gathered so Alembic and the tests see one metadata."""
+
+from __future__ import annotations
+
+from collector.db import Base
+from collector.hosts.models import Customer, Host
+from collector.ingest.models import Batch, Result
+from collector.state.models import CheckState, StatusChange
+
+metadata = Base.metadata
+
+__all__ = ["Batch", "CheckState", "Customer", "Host", "Result", "StatusChange", "metadata"]

@@ -1,0 +1,193 @@
+"""Collector settings: a TOML file, then the environment, into one frozen model.
+
+Built once (by the CLI or a test) and passed to ``create_app``; nothing reads settings
+at import time. Every key is described in ``docs/collector.md``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+
+from collector.errors import ConfigError
+
+ENV_PREFIX = "WATCHKEEPER_"
+# Short names for the settings an operator sets most; the generic form
+# WATCHKEEPER_<SECTION>__<KEY> reaches every other key.
+ENV_ALIASES: Mapping[str, tuple[str, str]] = {
+    "WATCHKEEPER_DATABASE_URL": ("database", "url"),
+    "WATCHKEEPER_DATABASE_URL_FILE": ("database", "url_file"),
+    "WATCHKEEPER_LISTEN_HOST": ("server", "host"),
+    "WATCHKEEPER_LISTEN_PORT": ("server", "port"),
+}
+DEFAULT_DATABASE_URL = "sqlite:///var/watchkeeper.db"
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
+_DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
+_SIZE = re.compile(r"^\s*(\d+)\s*(B|KB|KiB|MB|MiB|GB|GiB)?\s*$")
+_SIZE_UNITS = {
+    "B": 1, "KB": 1000, "KiB": 1024, "MB": 1000**2, "MiB": 1024**2, "GB": 1000**3,
+    "GiB": 1024**3,
+}
+
+
+def parse_duration(value: Any) -> Any:
+    """Seconds from a number or a string such as ``"90s"``, ``"3m"``, ``"7d"``."""
+    if isinstance(value, str):
+        match = _DURATION.match(value)
+        if not match:
+            raise ValueError(f"not a duration: {value!r} (use e.g. 30, '90s', '3m', '7d')")
+        return float(match.group(1)) * _DURATION_UNITS[match.group(2) or "s"]
+    return value
+
+
+def parse_size(value: Any) -> Any:
+    """Bytes from a number or a string such as ``"1MiB"``, ``"512KiB"``."""
+    if isinstance(value, str):
+        match = _SIZE.match(value)
+        if not match:
+            raise ValueError(f"not a size: {value!r} (use e.g. 1048576, '512KiB', '1MiB')")
+        return int(match.group(1)) * _SIZE_UNITS[match.group(2) or "B"]
+    return value
+
+
+Seconds = Annotated[float, BeforeValidator(parse_duration), Field(ge=0)]
+Bytes = Annotated[int, BeforeValidator(parse_size), Field(gt=0)]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ServerSettings(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=1, le=65535)
+
+
+class DatabaseSettings(_Section):
+    url: str = DEFAULT_DATABASE_URL
+    url_file: Path | None = None
+    # FULL: a 202 promises the batch is durable, and in WAL mode NORMAL may lose the
+    # last commits on power loss. Group commit pays one fsync per group, not per push.
+    sqlite_synchronous: Literal["OFF", "NORMAL", "FULL", "EXTRA"] = "FULL"
+    sqlite_busy_timeout: Seconds = 10.0
+    pool_size: int = Field(default=5, ge=1)
+    max_overflow: int = Field(default=10, ge=0)
+
+
+class IngestSettings(_Section):
+    max_body_bytes: Bytes = 1024 * 1024
+    max_batch_results: int = Field(default=500, ge=1)
+    result_retention: Seconds = 7 * 86400.0
+    prune_every: Seconds = 600.0
+    token_cache_ttl: Seconds = 10.0
+    max_group_batches: int = Field(default=256, ge=1)
+
+
+class SilenceSettings(_Section):
+    min_silence: Seconds = 180.0
+    intervals: float = Field(default=3, gt=0)
+    startup_grace: Seconds = 300.0
+    check_every: Seconds = Field(default=15.0, gt=0)
+    default_interval: Seconds = Field(default=60.0, gt=0)
+
+
+class Settings(_Section):
+    server: ServerSettings = ServerSettings()
+    database: DatabaseSettings = DatabaseSettings()
+    ingest: IngestSettings = IngestSettings()
+    silence: SilenceSettings = SilenceSettings()
+
+    @property
+    def database_url(self) -> str:
+        """The SQLAlchemy URL, with ``postgresql://`` mapped to the psycopg 3 driver."""
+        return normalize_database_url(self.database.url)
+
+
+def normalize_database_url(url: str) -> str:
+    """Map plain ``postgresql://``/``postgres://`` URLs to the psycopg 3 driver."""
+    for plain in ("postgresql://", "postgres://"):
+        if url.startswith(plain):
+            return "postgresql+psycopg://" + url[len(plain):]
+    return url
+
+
+def load_settings(
+    path: str | Path | None = None, environ: Mapping[str, str] | None = None
+) -> Settings:
+    """Read the TOML file (if any), apply the environment, validate; ConfigError names the key."""
+    file = str(path) if path is not None else None
+    data: dict[str, Any] = {}
+    if path is not None:
+        try:
+            with open(path, "rb") as fh:
+                data = tomllib.load(fh)
+        except OSError as exc:
+            raise ConfigError("", f"cannot read: {exc.strerror}", file) from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError("", f"not valid TOML: {exc}", file) from None
+    env_keys = _apply_environment(data, os.environ if environ is None else environ)
+    _resolve_url_file(data, env_keys, file)
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        key = ".".join(str(p) for p in err["loc"])
+        source = env_keys.get(key)
+        message = err["msg"]
+        if source:
+            raise ConfigError(key, f"{message} (from environment {source})") from None
+        raise ConfigError(key, message, file) from None
+
+
+def _apply_environment(data: dict[str, Any], environ: Mapping[str, str]) -> dict[str, str]:
+    """Overlay WATCHKEEPER_* variables; return {dotted key: variable name}."""
+    applied: dict[str, str] = {}
+    for name, value in environ.items():
+        if name in ENV_ALIASES:
+            section, key = ENV_ALIASES[name]
+        elif name.startswith(ENV_PREFIX) and "__" in name:
+            section, _, key = name[len(ENV_PREFIX):].lower().partition("__")
+        else:
+            continue
+        table = data.setdefault(section, {})
+        if not isinstance(table, dict):
+            raise ConfigError(section, "must be a table")
+        table[key] = value
+        applied[f"{section}.{key}"] = name
+    return applied
+
+
+def _resolve_url_file(data: dict[str, Any], env_keys: Mapping[str, str], file: str | None) -> None:
+    """Read ``database.url_file`` into ``database.url``; the environment wins over the file."""
+    table = data.get("database")
+    if not isinstance(table, dict):
+        return
+    if "database.url" in env_keys and "database.url_file" not in env_keys:
+        table.pop("url_file", None)
+    elif "database.url_file" in env_keys and "database.url" not in env_keys:
+        table.pop("url", None)
+    if "url_file" not in table:
+        return
+    if "url" in table:
+        raise ConfigError("database.url_file", "give database.url or database.url_file, not both",
+                          file)
+    where = env_keys.get("database.url_file")
+    try:
+        url = Path(str(table["url_file"])).read_text().strip()
+    except OSError as exc:
+        raise ConfigError(
+            "database.url_file",
+            f"cannot read {table['url_file']}: {exc.strerror}"
+            + (f" (from environment {where})" if where else ""),
+            None if where else file,
+        ) from None
+    if not url:
+        raise ConfigError("database.url_file", f"{table['url_file']} is empty", file)
+    table["url"] = url

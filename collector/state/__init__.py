@@ -1,0 +1,1 @@
+"""Current state per (host, check, target), status history, problems, host silence."""

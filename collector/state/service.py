@@ -1,0 +1,257 @@
+"""The rules of current state: applying results, recording changes, host silence, problems."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, cast
+
+from sqlalchemy import Connection, Engine, Table, and_, select, update
+from sqlalchemy.orm import Session
+
+from checks.result import Status
+from collector.db import upsert_insert, write_transaction
+from collector.hosts.models import Customer, Host
+from collector.settings import SilenceSettings
+from collector.state.models import (
+    SILENCE_CHECK,
+    SILENCE_TARGET,
+    CheckState,
+    Problem,
+    StatusChange,
+)
+from collector.timefmt import human_duration, iso
+
+STATES = cast(Table, CheckState.__table__)
+CHANGES = cast(Table, StatusChange.__table__)
+HOSTS = cast(Table, Host.__table__)
+
+
+@dataclass(frozen=True, slots=True)
+class NewResult:
+    """What the state needs of one stored result."""
+
+    host_id: int
+    check: str
+    target: str
+    type: str
+    status: int
+    summary: str
+    metrics: list[dict[str, Any]]
+    details: dict[str, Any]
+    produced_at: float
+    seq: int
+
+
+def apply_results(
+    *, conn: Connection, results: Sequence[NewResult], hosts: Iterable[int], now: float
+) -> int:
+    """Fold results into check_states, append status changes; return the changes recorded.
+
+    The caller holds the hosts' row locks (or SQLite's write lock), so reading the current
+    states and writing them back cannot interleave with another collector doing the same.
+    An older result (produced before the stored one) leaves the state alone.
+    """
+    host_ids = sorted(set(hosts))
+    if not host_ids:
+        return 0
+    rows = conn.execute(
+        select(
+            STATES.c.host_id, STATES.c.check, STATES.c.target, STATES.c.status,
+            STATES.c.last_result_at, STATES.c.last_change_at, STATES.c.previous_status,
+        ).where(STATES.c.host_id.in_(host_ids))
+    ).all()
+    current: dict[tuple[int, str, str], tuple[int, float, float, int | None]] = {
+        (r[0], r[1], r[2]): (r[3], r[4], r[5], r[6]) for r in rows
+    }
+    changes: list[dict[str, Any]] = []
+    upserts: dict[tuple[int, str, str], dict[str, Any]] = {}
+    for res in sorted(results, key=lambda r: (r.host_id, r.produced_at, r.seq)):
+        key = (res.host_id, res.check, res.target)
+        known = current.get(key)
+        if known is not None and res.produced_at < known[1]:
+            continue
+        if known is None or known[0] != res.status:
+            from_status = None if known is None else known[0]
+            changes.append({
+                "host_id": res.host_id, "check": res.check, "target": res.target,
+                "from_status": from_status, "to_status": res.status,
+                "at": res.produced_at, "summary": res.summary,
+            })
+            known = (res.status, res.produced_at, res.produced_at, from_status)
+        else:
+            known = (res.status, res.produced_at, known[2], known[3])
+        current[key] = known
+        upserts[key] = {
+            "host_id": res.host_id, "check": res.check, "target": res.target,
+            "type": res.type, "status": res.status, "summary": res.summary,
+            "metrics": res.metrics, "details": res.details,
+            "last_result_at": res.produced_at, "last_change_at": known[2],
+            "previous_status": known[3],
+        }
+    if upserts:
+        stmt = upsert_insert(conn, STATES)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[STATES.c.host_id, STATES.c.check, STATES.c.target],
+            set_={
+                name: stmt.excluded[name]
+                for name in ("type", "status", "summary", "metrics", "details",
+                             "last_result_at", "last_change_at", "previous_status")
+            },
+            where=STATES.c.last_result_at <= stmt.excluded.last_result_at,
+        )
+        conn.execute(stmt, list(upserts.values()))
+    for host_id in host_ids:
+        silence = current.get((host_id, SILENCE_CHECK, SILENCE_TARGET))
+        if silence is not None and silence[0] != Status.OK:
+            changes.extend(_end_silence(conn, host_id, now))
+    if changes:
+        conn.execute(CHANGES.insert(), changes)
+    return len(changes)
+
+
+def _silence_key(host_id: int) -> Any:
+    return and_(
+        STATES.c.host_id == host_id,
+        STATES.c.check == SILENCE_CHECK,
+        STATES.c.target == SILENCE_TARGET,
+    )
+
+
+def _end_silence(conn: Connection, host_id: int, now: float) -> list[dict[str, Any]]:
+    summary = "pushing again"
+    done = conn.execute(
+        update(STATES)
+        .where(_silence_key(host_id), STATES.c.status != int(Status.OK))
+        .values(status=int(Status.OK), previous_status=STATES.c.status, summary=summary,
+                last_result_at=now, last_change_at=now, details={})
+    ).rowcount
+    if done != 1:
+        return []
+    return [{
+        "host_id": host_id, "check": SILENCE_CHECK, "target": SILENCE_TARGET,
+        "from_status": int(Status.CRITICAL), "to_status": int(Status.OK), "at": now,
+        "summary": summary,
+    }]
+
+
+def silence_threshold(expected_interval: float | None, settings: SilenceSettings) -> float:
+    """Seconds without a push after which a host is silent."""
+    interval = expected_interval or settings.default_interval
+    return max(settings.intervals * interval, settings.min_silence)
+
+
+def detect_silence(
+    *, engine: Engine, settings: SilenceSettings, now: float, started_at: float
+) -> list[str]:
+    """Mark hosts that stopped pushing as silent (CRITICAL); return the newly silent hosts.
+
+    Nothing happens during ``startup_grace`` after this process started, and a host's
+    silence is counted from this process's start at the earliest: after a collector
+    outage, agents need time to notice and push again. The write is conditional, so two
+    collectors detecting the same host at once record one status change.
+    """
+    if now - started_at < settings.startup_grace:
+        return []
+    with engine.connect() as conn:
+        rows = conn.execute(_silence_candidates_query()).all()
+    candidates = [r[0] for r in rows if _is_silent(r, settings, now, started_at)]
+    if not candidates:
+        return []
+    newly_silent: list[str] = []
+    with write_transaction(engine) as conn:
+        locked = conn.execute(
+            _silence_candidates_query()
+            .where(HOSTS.c.id.in_(candidates))
+            .order_by(HOSTS.c.id)
+            .with_for_update(of=HOSTS)
+        ).all()
+        for row in locked:
+            if not _is_silent(row, settings, now, started_at):
+                continue  # it pushed meanwhile
+            if _start_silence(conn, row, settings, now):
+                newly_silent.append(row[1])
+    return newly_silent
+
+
+def _silence_candidates_query() -> Any:
+    return select(
+        HOSTS.c.id, HOSTS.c.fqdn, HOSTS.c.last_seen_at, HOSTS.c.enrolled_at,
+        HOSTS.c.expected_interval, STATES.c.status,
+    ).select_from(
+        HOSTS.outerjoin(
+            STATES,
+            and_(STATES.c.host_id == HOSTS.c.id, STATES.c.check == SILENCE_CHECK,
+                 STATES.c.target == SILENCE_TARGET),
+        )
+    )
+
+
+def _is_silent(row: Any, settings: SilenceSettings, now: float, started_at: float) -> bool:
+    _, _, last_seen, enrolled, interval, silence_status = row
+    if silence_status == Status.CRITICAL:
+        return False
+    since = max(last_seen if last_seen is not None else enrolled, started_at)
+    return bool(now - since > silence_threshold(interval, settings))
+
+
+def _start_silence(conn: Connection, row: Any, settings: SilenceSettings, now: float) -> bool:
+    host_id, _, last_seen, enrolled, interval, _ = row
+    expected = interval or settings.default_interval
+    if last_seen is None:
+        summary = (f"no push since enrolment {human_duration(now - enrolled)} ago "
+                   f"(expected every {human_duration(expected)})")
+    else:
+        summary = (f"no push for {human_duration(now - last_seen)} "
+                   f"(expected every {human_duration(expected)})")
+    details = {"last_seen_at": None if last_seen is None else iso(last_seen),
+               "expected_interval": expected}
+    values = {
+        "type": "silence", "status": int(Status.CRITICAL), "summary": summary,
+        "metrics": [], "details": details, "last_result_at": now, "last_change_at": now,
+    }
+    inserted = conn.execute(
+        upsert_insert(conn, STATES)
+        .values(host_id=host_id, check=SILENCE_CHECK, target=SILENCE_TARGET,
+                previous_status=None, **values)
+        .on_conflict_do_nothing(index_elements=[STATES.c.host_id, STATES.c.check,
+                                                STATES.c.target])
+    ).rowcount
+    from_status: int | None = None
+    if inserted != 1:
+        updated = conn.execute(
+            update(STATES)
+            .where(_silence_key(host_id), STATES.c.status != int(Status.CRITICAL))
+            .values(previous_status=STATES.c.status, **values)
+        ).rowcount
+        if updated != 1:
+            return False
+        from_status = int(Status.OK)
+    conn.execute(CHANGES.insert().values(
+        host_id=host_id, check=SILENCE_CHECK, target=SILENCE_TARGET, from_status=from_status,
+        to_status=int(Status.CRITICAL), at=now, summary=summary,
+    ))
+    return True
+
+
+def list_problems(*, session: Session) -> list[Problem]:
+    """Every non-OK current state, host silence included: worst first, then oldest change."""
+    rows = list(session.execute(
+        select(
+            Customer.name, Host.fqdn, Host.critical, CheckState.check, CheckState.target,
+            CheckState.status, CheckState.summary, CheckState.last_change_at,
+            CheckState.last_result_at,
+        )
+        .join(Host, Host.id == CheckState.host_id)
+        .join(Customer, Customer.id == Host.customer_id)
+        .where(CheckState.status != int(Status.OK))
+    ).all())
+    rows.sort(key=lambda r: (-Status(r[5]).severity, r[7], r[1], r[3], r[4]))
+    return [
+        Problem(
+            customer=r[0], host=r[1], host_critical=r[2], check=r[3], target=r[4],
+            status=r[5], status_name=Status(r[5]).name, summary=r[6], since=iso(r[7]),
+            last_result_at=iso(r[8]),
+        )
+        for r in rows
+    ]

@@ -1,0 +1,35 @@
+"""Time helpers: stored times are float epoch seconds; the API speaks ISO-8601 UTC."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+Clock = Callable[[], float]
+"""Seconds since the epoch; ``time.time`` in production, a settable fake in tests."""
+
+
+def iso(ts: float) -> str:
+    """``2026-11-23T09:24:06.929Z`` from epoch seconds."""
+    text = datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds")
+    return text.replace("+00:00", "Z")
+
+
+def iso_or_none(ts: float | None) -> str | None:
+    """``iso`` that passes ``None`` through."""
+    return None if ts is None else iso(ts)
+
+
+def human_duration(seconds: float) -> str:
+    """A short duration for people: ``45s``, ``7m``, ``3h20m``, ``2d4h``."""
+    seconds = max(0, int(seconds))
+    if seconds < 120:
+        return f"{seconds}s"
+    minutes = seconds // 60
+    if minutes < 120:
+        return f"{minutes}m"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 48:
+        return f"{hours}h{minutes:02d}m" if minutes else f"{hours}h"
+    days, hours = divmod(hours, 24)
+    return f"{days}d{hours}h" if hours else f"{days}d"

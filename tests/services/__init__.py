@@ -1,0 +1,1 @@
+"""Starters for the real services the tests talk to (PostgreSQL, ...)."""
