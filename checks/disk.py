@@ -15,7 +15,6 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, ClassVar
@@ -345,11 +344,10 @@ class StatvfsProbes:
             for mount_point in mount_points:
                 previous = self._hung.get(mount_point)
                 if previous is not None and not previous.done.is_set():
-                    since = datetime.fromtimestamp(previous.started_at, UTC)
+                    since = time.strftime("%Y-%m-%d %H:%M:%SZ", time.gmtime(previous.started_at))
                     age = format_duration(clock() - previous.started_at)
                     outcome[mount_point] = (
-                        f"statvfs on {mount_point} still hung since "
-                        f"{since:%Y-%m-%d %H:%M:%S}Z ({age} ago)"
+                        f"statvfs on {mount_point} still hung since {since} ({age} ago)"
                     )
                     continue
                 self._hung.pop(mount_point, None)
