@@ -546,7 +546,9 @@ def _summary(
 
 
 def _short_path(path: str, limit: int = 40) -> str:
-    # A ticket subject has room for ~80 characters; keep the distinctive end of the path.
+    # A ticket subject is one line of ~80 characters: keep the distinctive end of the path
+    # and show the (legal, rare) tabs and newlines of a mount point as escapes.
+    path = path.translate({9: "\\t", 10: "\\n", 13: "\\r"})
     return path if len(path) <= limit else "..." + path[-(limit - 3):]
 
 

@@ -212,3 +212,11 @@ def test_missing_mounts_become_unknown_results() -> None:
                                                        ("/data", Status.UNKNOWN)]
     assert results[1].summary == "/data is not a mount point"
     assert all("started over" in r.details["history_note"] for r in results)
+
+
+def test_a_newline_in_a_mount_point_does_not_break_the_summary_line() -> None:
+    odd = Filesystem("8:4", "/mnt/new\nline", "ext4", "/dev/sdd1")
+    result = evaluate_filesystem(FilesystemFacts(odd, usage(used_pct=25)), DiskConfig(),
+                                 check="disk")
+    assert result.summary == "/mnt/new\\nline 25.0% used (75 GiB free of 100 GiB)"
+    assert "\n" not in result.plugin_line()
