@@ -120,17 +120,18 @@ def _silence_key(host_id: int) -> Any:
 
 def _end_silence(conn: Connection, host_id: int, now: float) -> list[dict[str, Any]]:
     summary = "pushing again"
-    done = conn.execute(
+    ended = conn.execute(
         update(STATES)
         .where(_silence_key(host_id), STATES.c.status != int(Status.OK))
         .values(status=int(Status.OK), previous_status=STATES.c.status, summary=summary,
                 last_result_at=now, last_change_at=now, details={})
-    ).rowcount
-    if done != 1:
+        .returning(STATES.c.previous_status)
+    ).first()
+    if ended is None:
         return []
     return [{
         "host_id": host_id, "check": SILENCE_CHECK, "target": SILENCE_TARGET,
-        "from_status": int(Status.CRITICAL), "to_status": int(Status.OK), "at": now,
+        "from_status": ended[0], "to_status": int(Status.OK), "at": now,
         "summary": summary,
     }]
 
@@ -210,23 +211,26 @@ def _start_silence(conn: Connection, row: Any, settings: SilenceSettings, now: f
         "type": "silence", "status": int(Status.CRITICAL), "summary": summary,
         "metrics": [], "details": details, "last_result_at": now, "last_change_at": now,
     }
+    # RETURNING, not rowcount: the psycopg dialect reports -1 for INSERT .. ON CONFLICT.
     inserted = conn.execute(
         upsert_insert(conn, STATES)
         .values(host_id=host_id, check=SILENCE_CHECK, target=SILENCE_TARGET,
                 previous_status=None, **values)
         .on_conflict_do_nothing(index_elements=[STATES.c.host_id, STATES.c.check,
                                                 STATES.c.target])
-    ).rowcount
+        .returning(STATES.c.host_id)
+    ).first()
     from_status: int | None = None
-    if inserted != 1:
+    if inserted is None:
         updated = conn.execute(
             update(STATES)
             .where(_silence_key(host_id), STATES.c.status != int(Status.CRITICAL))
             .values(previous_status=STATES.c.status, **values)
-        ).rowcount
-        if updated != 1:
+            .returning(STATES.c.previous_status)
+        ).first()
+        if updated is None:
             return False
-        from_status = int(Status.OK)
+        from_status = updated[0]
     conn.execute(CHANGES.insert().values(
         host_id=host_id, check=SILENCE_CHECK, target=SILENCE_TARGET, from_status=from_status,
         to_status=int(Status.CRITICAL), at=now, summary=summary,
