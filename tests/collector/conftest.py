@@ -14,8 +14,8 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-import pytest
 import httpx
+import pytest
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 from fastapi import FastAPI
 
@@ -63,6 +63,7 @@ def pg_url(pg_server: PostgresServer) -> str:
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """An empty store of each kind: a SQLite file, or a fresh PostgreSQL database."""
     if request.param == "sqlite":
+        (tmp_path / "var").mkdir()
         return f"sqlite:///{tmp_path / 'var' / 'watchkeeper.db'}"
     server: PostgresServer = request.getfixturevalue("pg_server")
     return server.create_database()
