@@ -23,13 +23,15 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent.parent))
 
+import httpx  # noqa: E402
+
 from tests.benchmarks.loadgen import LoadResult, RequestFactory, run_load  # noqa: E402
 from tests.support.processes import Collector, Proc, free_port, wait_until  # noqa: E402
 
-import httpx  # noqa: E402
 
-
-def _measure(port: int, hosts: list[tuple[str, str]], args: argparse.Namespace) -> dict[str, object]:
+def _measure(
+    port: int, hosts: list[tuple[str, str]], args: argparse.Namespace
+) -> dict[str, object]:
     factory = RequestFactory(hosts, args.results, f"127.0.0.1:{port}")
 
     def go(rate: float | None, duration: float) -> LoadResult:
@@ -72,8 +74,8 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     with tempfile.TemporaryDirectory(prefix="wk-bench-") as tmp:
         workdir = Path(tmp)
         collector = Collector(workdir)
-        hosts = [(f"bench{i:03d}.example.net", collector.enroll("bench", f"bench{i:03d}.example.net"))
-                 for i in range(args.hosts)]
+        names = [f"bench{i:03d}.example.net" for i in range(args.hosts)]
+        hosts = [(name, collector.enroll("bench", name)) for name in names]
         collector.start()
         try:
             real = _measure(collector.port, hosts, args)
