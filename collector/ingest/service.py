@@ -6,9 +6,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import cast
 
+from pydantic_core import to_json
 from sqlalchemy import Connection, Table, bindparam, delete, select, update
 
-from collector.db import upsert_insert
+from collector.db import BulkStatement, upsert_insert
 from collector.errors import Forbidden, InvalidPayload
 from collector.hosts.models import Host
 from collector.ingest.models import Batch, Result, WireBatch
@@ -18,6 +19,17 @@ from collector.state.service import NewResult, apply_results
 BATCHES = cast(Table, Batch.__table__)
 RESULTS = cast(Table, Result.__table__)
 HOSTS = cast(Table, Host.__table__)
+
+
+_RESULT_COLUMNS = ("host_id", "result_uid", "seq", "type", "check", "target", "status",
+                   "summary", "metrics", "details", "produced_at", "received_at")
+# A result id stored before (a resend under a new batch id) is skipped, not an error.
+RESULT_INSERT = BulkStatement(
+    lambda conn: upsert_insert(conn, RESULTS).on_conflict_do_nothing(
+        index_elements=[RESULTS.c.host_id, RESULTS.c.produced_at, RESULTS.c.result_uid]
+    ),
+    _RESULT_COLUMNS,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,7 +113,7 @@ def store_batches(*, conn: Connection, pending: Sequence[PendingBatch]) -> list[
     }
     outcomes: list[StoreOutcome] = []
     batch_rows: list[dict[str, object]] = []
-    result_rows: list[dict[str, object]] = []
+    result_rows: list[tuple[object, ...]] = []
     new_results: list[NewResult] = []
     for item in pending:
         batch = item.batch
@@ -116,27 +128,19 @@ def store_batches(*, conn: Connection, pending: Sequence[PendingBatch]) -> list[
             "received_at": item.received_at, "result_count": len(batch.results),
         })
         for res in batch.results:
-            metrics = [m.model_dump(exclude_none=True) for m in res.metrics]
-            result_rows.append({
-                "host_id": item.host_id, "result_uid": res.id, "seq": res.seq,
-                "type": res.type, "check": res.check, "target": res.target,
-                "status": res.status, "summary": res.summary, "metrics": metrics,
-                "details": res.details, "produced_at": res.produced_at,
-                "received_at": item.received_at,
-            })
+            metrics = to_json(res.metrics, exclude_none=True).decode()
+            details = to_json(res.details).decode()
+            result_rows.append((
+                item.host_id, res.id, res.seq, res.type, res.check, res.target, res.status,
+                res.summary, metrics, details, res.produced_at, item.received_at,
+            ))
             new_results.append(NewResult(
                 item.host_id, res.check, res.target, res.type, res.status, res.summary,
-                metrics, res.details, res.produced_at, res.seq,
+                metrics, details, res.produced_at, res.seq,
             ))
     if batch_rows:
         conn.execute(BATCHES.insert(), batch_rows)
-    if result_rows:
-        conn.execute(
-            upsert_insert(conn, RESULTS).on_conflict_do_nothing(
-                index_elements=[RESULTS.c.host_id, RESULTS.c.result_uid]
-            ),
-            result_rows,
-        )
+    RESULT_INSERT.execute(conn, result_rows)
     now = max(item.received_at for item in pending)
     apply_results(conn=conn, results=new_results, hosts=host_ids, now=now)
     return outcomes

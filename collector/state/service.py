@@ -10,7 +10,7 @@ from sqlalchemy import Connection, Engine, Table, and_, select, update
 from sqlalchemy.orm import Session
 
 from checks.result import Status
-from collector.db import upsert_insert, write_transaction
+from collector.db import BulkStatement, upsert_insert, write_transaction
 from collector.hosts.models import Customer, Host
 from collector.settings import SilenceSettings
 from collector.state.models import (
@@ -37,10 +37,29 @@ class NewResult:
     type: str
     status: int
     summary: str
-    metrics: list[dict[str, Any]]
-    details: dict[str, Any]
+    metrics_json: str
+    details_json: str
     produced_at: float
     seq: int
+
+
+_STATE_COLUMNS = ("host_id", "check", "target", "type", "status", "summary", "metrics", "details",
+                  "last_result_at", "last_change_at", "previous_status")
+_CHANGE_COLUMNS = ("host_id", "check", "target", "from_status", "to_status", "at", "summary")
+
+
+def _build_state_upsert(conn: Connection) -> Any:
+    stmt = upsert_insert(conn, STATES)
+    return stmt.on_conflict_do_update(
+        index_elements=[STATES.c.host_id, STATES.c.check, STATES.c.target],
+        set_={name: stmt.excluded[name] for name in _STATE_COLUMNS[3:]},
+        # never let an older result overwrite a newer state, whoever writes it
+        where=STATES.c.last_result_at <= stmt.excluded.last_result_at,
+    )
+
+
+STATE_UPSERT = BulkStatement(_build_state_upsert, _STATE_COLUMNS)
+CHANGE_INSERT = BulkStatement(lambda _conn: CHANGES.insert(), _CHANGE_COLUMNS)
 
 
 def apply_results(
@@ -64,8 +83,8 @@ def apply_results(
     current: dict[tuple[int, str, str], tuple[int, float, float, int | None]] = {
         (r[0], r[1], r[2]): (r[3], r[4], r[5], r[6]) for r in rows
     }
-    changes: list[dict[str, Any]] = []
-    upserts: dict[tuple[int, str, str], dict[str, Any]] = {}
+    changes: list[tuple[Any, ...]] = []
+    upserts: dict[tuple[int, str, str], tuple[Any, ...]] = {}
     for res in sorted(results, key=lambda r: (r.host_id, r.produced_at, r.seq)):
         key = (res.host_id, res.check, res.target)
         known = current.get(key)
@@ -73,40 +92,22 @@ def apply_results(
             continue
         if known is None or known[0] != res.status:
             from_status = None if known is None else known[0]
-            changes.append({
-                "host_id": res.host_id, "check": res.check, "target": res.target,
-                "from_status": from_status, "to_status": res.status,
-                "at": res.produced_at, "summary": res.summary,
-            })
+            changes.append((res.host_id, res.check, res.target, from_status, res.status,
+                            res.produced_at, res.summary))
             known = (res.status, res.produced_at, res.produced_at, from_status)
         else:
             known = (res.status, res.produced_at, known[2], known[3])
         current[key] = known
-        upserts[key] = {
-            "host_id": res.host_id, "check": res.check, "target": res.target,
-            "type": res.type, "status": res.status, "summary": res.summary,
-            "metrics": res.metrics, "details": res.details,
-            "last_result_at": res.produced_at, "last_change_at": known[2],
-            "previous_status": known[3],
-        }
-    if upserts:
-        stmt = upsert_insert(conn, STATES)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=[STATES.c.host_id, STATES.c.check, STATES.c.target],
-            set_={
-                name: stmt.excluded[name]
-                for name in ("type", "status", "summary", "metrics", "details",
-                             "last_result_at", "last_change_at", "previous_status")
-            },
-            where=STATES.c.last_result_at <= stmt.excluded.last_result_at,
+        upserts[key] = (
+            res.host_id, res.check, res.target, res.type, res.status, res.summary,
+            res.metrics_json, res.details_json, res.produced_at, known[2], known[3],
         )
-        conn.execute(stmt, list(upserts.values()))
+    STATE_UPSERT.execute(conn, list(upserts.values()))
     for host_id in host_ids:
         silence = current.get((host_id, SILENCE_CHECK, SILENCE_TARGET))
         if silence is not None and silence[0] != Status.OK:
             changes.extend(_end_silence(conn, host_id, now))
-    if changes:
-        conn.execute(CHANGES.insert(), changes)
+    CHANGE_INSERT.execute(conn, changes)
     return len(changes)
 
 
@@ -118,7 +119,7 @@ def _silence_key(host_id: int) -> Any:
     )
 
 
-def _end_silence(conn: Connection, host_id: int, now: float) -> list[dict[str, Any]]:
+def _end_silence(conn: Connection, host_id: int, now: float) -> list[tuple[Any, ...]]:
     summary = "pushing again"
     ended = conn.execute(
         update(STATES)
@@ -129,11 +130,7 @@ def _end_silence(conn: Connection, host_id: int, now: float) -> list[dict[str, A
     ).first()
     if ended is None:
         return []
-    return [{
-        "host_id": host_id, "check": SILENCE_CHECK, "target": SILENCE_TARGET,
-        "from_status": ended[0], "to_status": int(Status.OK), "at": now,
-        "summary": summary,
-    }]
+    return [(host_id, SILENCE_CHECK, SILENCE_TARGET, ended[0], int(Status.OK), now, summary)]
 
 
 def silence_threshold(expected_interval: float | None, settings: SilenceSettings) -> float:

@@ -106,14 +106,14 @@ def upgrade() -> None:
             ["host_id"], ["hosts.id"], name=op.f("fk_results_host_id_hosts"), ondelete="CASCADE"
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_results")),
-        sa.UniqueConstraint("host_id", "result_uid", name=op.f("uq_results_host_id_result_uid")),
+        sa.UniqueConstraint(
+            "host_id",
+            "produced_at",
+            "result_uid",
+            name=op.f("uq_results_host_id_produced_at_result_uid"),
+        ),
     )
     with op.batch_alter_table("results", schema=None) as batch_op:
-        batch_op.create_index(
-            batch_op.f("ix_results_host_id_check_target_produced_at"),
-            ["host_id", "check", "target", "produced_at"],
-            unique=False,
-        )
         batch_op.create_index(batch_op.f("ix_results_received_at"), ["received_at"], unique=False)
 
     op.create_table(
@@ -147,7 +147,6 @@ def downgrade() -> None:
     op.drop_table("status_changes")
     with op.batch_alter_table("results", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_results_received_at"))
-        batch_op.drop_index(batch_op.f("ix_results_host_id_check_target_produced_at"))
 
     op.drop_table("results")
     op.drop_table("check_states")
