@@ -72,7 +72,7 @@ def create_app(
             for task in tasks:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-            runtime.writer.stop()
+            await runtime.writer.stop()
             engine.dispose()
 
     app = FastAPI(title="watchkeeper collector", version="0.1.0", lifespan=lifespan)

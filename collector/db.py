@@ -120,42 +120,55 @@ def migrate(engine: Engine) -> None:
 
 
 class BulkStatement:
-    """An INSERT compiled once per dialect and run as a plain DB-API executemany.
+    """An INSERT compiled once per dialect, run with all rows in as few statements as possible.
 
-    The ingest path writes a dozen rows per push at a thousand pushes a second; going
+    The ingest path writes a dozen rows per push at a thousand pushes a second. Going
     through SQLAlchemy's per-row parameter processing would cost more than the database
-    does. Callers pass rows as tuples in ``columns`` order, with JSON columns already
-    serialized to text.
+    does, and sqlite3's executemany releases and retakes the GIL for every row, which
+    stalls the writer thread behind the busy event loop. So on SQLite the rows go into one
+    multi-row ``VALUES (...), (...)`` statement per chunk; on PostgreSQL psycopg's
+    executemany (pipelined) is used. Rows are tuples in ``columns`` order, with JSON
+    columns already serialized to text.
     """
+
+    CHUNK_ROWS = 500  # SQLite allows 32766 parameters per statement
 
     def __init__(self, build: Callable[[Connection], Any], columns: Sequence[str]) -> None:
         self._build = build
         self._columns = tuple(columns)
-        self._compiled: dict[str, tuple[str, tuple[int, ...] | None, bool]] = {}
+        self._compiled: dict[str, tuple[str, str, str, tuple[int, ...] | None] | str] = {}
 
     def execute(self, conn: Connection, rows: Sequence[tuple[Any, ...]]) -> None:
-        """executemany ``rows`` on ``conn``."""
+        """Insert ``rows`` on ``conn``."""
         if not rows:
             return
         compiled = self._compiled.get(conn.dialect.name)
         if compiled is None:
-            stmt = self._build(conn).compile(
-                dialect=conn.dialect, column_keys=list(self._columns)
-            )
-            if stmt.positional:
-                names = stmt.positiontup or ()
-                order: tuple[int, ...] | None = tuple(self._columns.index(n) for n in names)
-                if order == tuple(range(len(self._columns))):
-                    order = None
-                compiled = (str(stmt), order, True)
-            else:
-                compiled = (str(stmt), None, False)
-            self._compiled[conn.dialect.name] = compiled
-        sql, order, positional = compiled
-        if not positional:
+            compiled = self._compiled[conn.dialect.name] = self._compile(conn)
+        if isinstance(compiled, str):
             names = self._columns
-            conn.exec_driver_sql(sql, [dict(zip(names, row, strict=True)) for row in rows])
-        elif order is None:
-            conn.exec_driver_sql(sql, list(rows))
-        else:
-            conn.exec_driver_sql(sql, [tuple(row[i] for i in order) for row in rows])
+            conn.exec_driver_sql(compiled, [dict(zip(names, row, strict=True)) for row in rows])
+            return
+        head, group, tail, order = compiled
+        for start in range(0, len(rows), self.CHUNK_ROWS):
+            chunk = rows[start : start + self.CHUNK_ROWS]
+            sql = head + ", ".join([group] * len(chunk)) + tail
+            if order is None:
+                params = tuple(value for row in chunk for value in row)
+            else:
+                params = tuple(row[i] for row in chunk for i in order)
+            conn.exec_driver_sql(sql, params)
+
+    def _compile(self, conn: Connection) -> tuple[str, str, str, tuple[int, ...] | None] | str:
+        stmt = self._build(conn).compile(dialect=conn.dialect, column_keys=list(self._columns))
+        sql = str(stmt)
+        if not stmt.positional:
+            return sql
+        names = stmt.positiontup or ()
+        order: tuple[int, ...] | None = tuple(self._columns.index(n) for n in names)
+        if order == tuple(range(len(self._columns))):
+            order = None
+        marker = " VALUES "
+        at = sql.index(marker) + len(marker)
+        end = sql.index(")", at) + 1
+        return sql[:at], sql[at:end], sql[end:], order

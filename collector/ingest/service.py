@@ -31,6 +31,10 @@ RESULT_INSERT = BulkStatement(
     _RESULT_COLUMNS,
 )
 
+BATCH_INSERT = BulkStatement(
+    lambda _conn: BATCHES.insert(), ("host_id", "batch_id", "received_at", "result_count")
+)
+
 
 @dataclass(frozen=True, slots=True)
 class PendingBatch:
@@ -112,7 +116,7 @@ def store_batches(*, conn: Connection, pending: Sequence[PendingBatch]) -> list[
         )
     }
     outcomes: list[StoreOutcome] = []
-    batch_rows: list[dict[str, object]] = []
+    batch_rows: list[tuple[object, ...]] = []
     result_rows: list[tuple[object, ...]] = []
     new_results: list[NewResult] = []
     for item in pending:
@@ -123,10 +127,7 @@ def store_batches(*, conn: Connection, pending: Sequence[PendingBatch]) -> list[
             continue
         stored.add(key)
         outcomes.append(StoreOutcome(batch.batch_id, len(batch.results), False))
-        batch_rows.append({
-            "host_id": item.host_id, "batch_id": batch.batch_id,
-            "received_at": item.received_at, "result_count": len(batch.results),
-        })
+        batch_rows.append((item.host_id, batch.batch_id, item.received_at, len(batch.results)))
         for res in batch.results:
             metrics = to_json(res.metrics, exclude_none=True).decode()
             details = to_json(res.details).decode()
@@ -138,8 +139,7 @@ def store_batches(*, conn: Connection, pending: Sequence[PendingBatch]) -> list[
                 item.host_id, res.check, res.target, res.type, res.status, res.summary,
                 metrics, details, res.produced_at, res.seq,
             ))
-    if batch_rows:
-        conn.execute(BATCHES.insert(), batch_rows)
+    BATCH_INSERT.execute(conn, batch_rows)
     RESULT_INSERT.execute(conn, result_rows)
     now = max(item.received_at for item in pending)
     apply_results(conn=conn, results=new_results, hosts=host_ids, now=now)

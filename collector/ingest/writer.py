@@ -1,19 +1,20 @@
-"""Group commit: one writer thread per process stores every batch that queued up meanwhile.
+"""Group commit: every batch that arrives while a transaction runs is stored in the next one.
 
-A request hands its batch to the writer and awaits a future; the writer takes all
-batches waiting in its queue, stores them in one transaction (one fsync on SQLite), and
-only after the commit resolves each request's future, so a 202 always means "stored".
+Requests append their batch to a list on the event loop and await a future. One flush
+task per process hands the whole list to the writer thread, which stores it in one
+transaction (one fsync on SQLite) and only after the commit are the futures resolved, so
+a 202 always means "stored". The hand-over between the loop and the writer thread happens
+once per group, not once per request: waking a thread for every push costs more than the
+push (measured: half the throughput with a writer that stored nothing).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import queue
-import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError
@@ -26,20 +27,11 @@ log = logging.getLogger(__name__)
 
 GroupObserver = Callable[[int, float], None]
 """Called after each committed group with its size and the seconds the transaction took."""
-
-
-@dataclass(slots=True)
-class _Job:
-    pending: PendingBatch
-    future: asyncio.Future[StoreOutcome]
-    loop: asyncio.AbstractEventLoop
-
-
-_STOP = object()
+Stored = StoreOutcome | CollectorError
 
 
 class GroupCommitWriter:
-    """The one thread of this process that writes pushes to the store."""
+    """The one writer of this process: a flush task on the loop, a thread for the database."""
 
     def __init__(
         self, engine: Engine, *, max_group: int = 256, observer: GroupObserver | None = None
@@ -47,122 +39,90 @@ class GroupCommitWriter:
         self._engine = engine
         self._max_group = max_group
         self._observer = observer
-        self._queue: queue.SimpleQueue[_Job | object] = queue.SimpleQueue()
-        self._thread: threading.Thread | None = None
-        self._closed = False
+        self._waiting: list[tuple[PendingBatch, asyncio.Future[StoreOutcome]]] = []
+        self._executor: ThreadPoolExecutor | None = None
+        self._flush: asyncio.Task[None] | None = None
+        self._closed = True
 
     def start(self) -> None:
-        """Start the writer thread."""
-        self._thread = threading.Thread(target=self._run, name="watchkeeper-writer", daemon=True)
-        self._thread.start()
+        """Start accepting batches (called from the app's lifespan)."""
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="watchkeeper-writer")
+        self._closed = False
 
-    def stop(self) -> None:
-        """Store what is queued, then stop the thread."""
+    async def stop(self) -> None:
+        """Store what is waiting, then stop the writer thread."""
         self._closed = True
-        if self._thread is not None:
-            self._queue.put(_STOP)
-            self._thread.join()
-            self._thread = None
+        if self._flush is not None:
+            await self._flush
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
+            self._executor = None
 
     async def submit(self, pending: PendingBatch) -> StoreOutcome:
         """Queue a batch and wait until it is committed (or failed)."""
-        if self._closed or self._thread is None:
+        if self._closed:
             raise StoreUnavailable("the collector is shutting down")
         loop = asyncio.get_running_loop()
         future: asyncio.Future[StoreOutcome] = loop.create_future()
-        self._queue.put(_Job(pending, future, loop))
+        self._waiting.append((pending, future))
+        if self._flush is None:
+            self._flush = loop.create_task(self._flush_all())
         return await future
 
-    def _run(self) -> None:
-        stopping = False
-        while not stopping:
-            first = self._queue.get()
-            if first is _STOP:
-                break
-            assert isinstance(first, _Job)
-            group = [first]
-            while len(group) < self._max_group:
+    async def _flush_all(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            while self._waiting:
+                group = self._waiting[: self._max_group]
+                del self._waiting[: self._max_group]
+                batches = [pending for pending, _ in group]
                 try:
-                    item = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if item is _STOP:
-                    stopping = True
-                    break
-                assert isinstance(item, _Job)
-                group.append(item)
-            self._store(group)
+                    stored = await loop.run_in_executor(self._executor, self._store, batches)
+                except Exception as exc:  # resolved into every waiting request
+                    stored = [_as_error(exc)] * len(group)
+                for (_, future), outcome in zip(group, stored, strict=True):
+                    if future.done():
+                        continue  # the client went away; the batch is stored all the same
+                    if isinstance(outcome, CollectorError):
+                        future.set_exception(outcome)
+                    else:
+                        future.set_result(outcome)
+        finally:
+            self._flush = None
 
-    def _store(self, group: Sequence[_Job]) -> None:
+    def _store(self, batches: Sequence[PendingBatch]) -> list[Stored]:
+        """In the writer thread: one transaction for the group, or one per batch on conflict."""
         try:
-            outcomes = self._transaction(group)
+            return list(self._transaction(batches))
         except IntegrityError:
-            # Another collector stored one of these batches at the same moment (or a
-            # result id repeated across hosts' batches): retry each batch on its own,
-            # where a batch already stored is found and answered as a duplicate.
+            # Another collector stored one of these batches at the same moment: retry each
+            # batch on its own, where a batch already stored is answered as a duplicate.
             log.info("group of %d batches hit a unique violation; retrying one by one",
-                     len(group))
-            for job in group:
-                self._store_one(job)
-            return
-        except Exception as exc:  # resolved into every waiting request, not swallowed
-            log.exception("storing a group of %d batches failed", len(group))
-            self._fail(group, exc)
-            return
-        self._resolve(group, outcomes)
-
-    def _store_one(self, job: _Job) -> None:
-        try:
-            outcomes = self._transaction([job])
+                     len(batches))
         except Exception as exc:
-            log.exception("storing batch %s failed", job.pending.batch.batch_id)
-            self._fail([job], exc)
-            return
-        self._resolve([job], outcomes)
+            log.exception("storing a group of %d batches failed", len(batches))
+            return [_as_error(exc)] * len(batches)
+        results: list[Stored] = []
+        for pending in batches:
+            try:
+                results.extend(self._transaction([pending]))
+            except Exception as exc:
+                log.exception("storing batch %s failed", pending.batch.batch_id)
+                results.append(_as_error(exc))
+        return results
 
-    def _transaction(self, group: Sequence[_Job]) -> list[StoreOutcome]:
+    def _transaction(self, batches: Sequence[PendingBatch]) -> list[StoreOutcome]:
         start = time.perf_counter()
         with write_transaction(self._engine) as conn:
-            outcomes = store_batches(conn=conn, pending=[job.pending for job in group])
+            outcomes = store_batches(conn=conn, pending=batches)
         if self._observer is not None:
-            self._observer(len(group), time.perf_counter() - start)
+            self._observer(len(batches), time.perf_counter() - start)
         return outcomes
 
-    def _resolve(self, group: Sequence[_Job], outcomes: Sequence[StoreOutcome]) -> None:
-        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[_Job, StoreOutcome]]] = {}
-        for job, outcome in zip(group, outcomes, strict=True):
-            by_loop.setdefault(job.loop, []).append((job, outcome))
-        for loop, pairs in by_loop.items():
-            _call_soon(loop, _set_results, pairs)
 
-    def _fail(self, group: Sequence[_Job], exc: Exception) -> None:
-        if isinstance(exc, CollectorError):
-            error: CollectorError = exc
-        elif isinstance(exc, DBAPIError):
-            error = StoreUnavailable(f"the store refused the batch: {type(exc.orig).__name__}")
-        else:
-            error = StoreUnavailable(f"storing the batch failed: {type(exc).__name__}")
-        by_loop: dict[asyncio.AbstractEventLoop, list[_Job]] = {}
-        for job in group:
-            by_loop.setdefault(job.loop, []).append(job)
-        for loop, jobs in by_loop.items():
-            _call_soon(loop, _set_errors, jobs, error)
-
-
-def _call_soon(loop: asyncio.AbstractEventLoop, fn: Callable[..., None], *args: object) -> None:
-    try:
-        loop.call_soon_threadsafe(fn, *args)
-    except RuntimeError:
-        pass  # the request's loop is closed: nobody waits for this answer any more
-
-
-def _set_results(pairs: Sequence[tuple[_Job, StoreOutcome]]) -> None:
-    for job, outcome in pairs:
-        if not job.future.done():
-            job.future.set_result(outcome)
-
-
-def _set_errors(jobs: Sequence[_Job], error: CollectorError) -> None:
-    for job in jobs:
-        if not job.future.done():
-            job.future.set_exception(error)
+def _as_error(exc: BaseException) -> CollectorError:
+    if isinstance(exc, CollectorError):
+        return exc
+    if isinstance(exc, DBAPIError):
+        return StoreUnavailable(f"the store refused the batch: {type(exc.orig).__name__}")
+    return StoreUnavailable(f"storing the batch failed: {type(exc).__name__}")
