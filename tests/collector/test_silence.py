@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 from sqlalchemy import func, select
 
@@ -145,3 +146,28 @@ def test_two_detectors_at_once_record_one_change(settings, enroll_host, clock):
     finally:
         for engine in engines:
             engine.dispose()
+
+
+def test_the_detector_runs_on_its_own_in_a_running_collector(settings, enroll_host):
+    """The lifespan starts the detector: with tiny thresholds a host that never pushed
+    becomes silent within a second, with no test driving the job."""
+    from anyio.from_thread import start_blocking_portal
+
+    from collector.app import create_app
+    settings = with_silence(settings, startup_grace=0, min_silence=0, default_interval=0.1,
+                            check_every=0.1)
+    enroll_host(settings, HOST)
+    app = create_app(settings)
+    with start_blocking_portal() as portal, portal.wrap_async_context_manager(
+        app.router.lifespan_context(app)
+    ):
+        deadline = time.monotonic() + 10
+        runtime = app.state.runtime
+        while True:
+            with runtime.sessions() as session:
+                from collector.hosts.service import list_hosts
+
+                if list_hosts(session=session)[0].silent:
+                    break
+            assert time.monotonic() < deadline, "the detector never marked the host silent"
+            time.sleep(0.05)
