@@ -58,13 +58,14 @@ async def post_results(request: Request) -> JSONResponse:
             PendingBatch(host_id=host.host_id, batch=batch, received_at=runtime.clock())
         )
     except CollectorError as exc:
-        metrics.rejected.labels(exc.code).inc()
-        metrics.batches.labels("rejected").inc()
+        counter = metrics.rejected_by.get(exc.code)
+        (counter or metrics.rejected.labels(exc.code)).inc()
+        metrics.rejected_batch.inc()
         raise
     if outcome.duplicate:
-        metrics.batches.labels("duplicate").inc()
+        metrics.duplicate.inc()
     else:
-        metrics.batches.labels("stored").inc()
+        metrics.stored.inc()
         metrics.results.inc(outcome.accepted)
     metrics.latency.observe(time.perf_counter() - started)
     return JSONResponse(
