@@ -19,7 +19,6 @@ import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-VAR = ROOT / "var"
 
 
 def _collector(*args: str) -> list[str]:
@@ -43,14 +42,15 @@ def _healthy(url: str) -> bool:
         return False
 
 
-def _enroll(host: str, token_file: Path) -> None:
+def _enroll(host: str, token_file: Path, env: dict[str, str]) -> None:
     """Enroll this machine once; rotate its token if the token file was lost."""
     if token_file.exists() and token_file.read_text().strip():
         return
     command = _collector("enroll", "--customer", "local", "--host", host)
-    answer = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
+    answer = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, env=env)
     if answer.returncode != 0 and "--rotate" in answer.stderr:
-        answer = subprocess.run([*command, "--rotate"], capture_output=True, text=True, cwd=ROOT)
+        answer = subprocess.run([*command, "--rotate"], capture_output=True, text=True, cwd=ROOT,
+                                env=env)
     if answer.returncode != 0:
         sys.exit(f"enrolling {host} failed:\n{answer.stderr}")
     token_file.parent.mkdir(parents=True, exist_ok=True)
@@ -58,8 +58,8 @@ def _enroll(host: str, token_file: Path) -> None:
     token_file.write_text(answer.stdout.strip().splitlines()[-1] + "\n")
 
 
-def _agent_config(host: str, url: str) -> Path:
-    agent_dir = VAR / "agent"
+def _agent_config(var: Path, host: str, url: str) -> Path:
+    agent_dir = var / "agent"
     config = agent_dir / "agent.toml"
     config.write_text(
         "# Written by `make run`; see docs/agent.md for every key.\n"
@@ -75,17 +75,19 @@ def _agent_config(host: str, url: str) -> Path:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8080")))
+    parser.add_argument("--var", type=Path, default=ROOT / "var",
+                        help="where the store, the agent's config, token and spool live")
     args = parser.parse_args()
+    var: Path = args.var.resolve()
     url = f"http://127.0.0.1:{args.port}"
     if not _port_free("127.0.0.1", args.port):
         sys.exit(f"port {args.port} on 127.0.0.1 is taken; run `make run PORT=8081`")
 
-    VAR.mkdir(exist_ok=True)
+    var.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "WATCHKEEPER_DATABASE_URL": f"sqlite:///{var / 'watchkeeper.db'}"}
     host = socket.getfqdn()
-    _enroll(host, VAR / "agent" / "token")
-    config = _agent_config(host, url)
-
-    env = {**os.environ, "WATCHKEEPER_LISTEN_PORT": str(args.port)}
+    _enroll(host, var / "agent" / "token", env)
+    config = _agent_config(var, host, url)
     collector = subprocess.Popen(_collector("serve", "--port", str(args.port)), cwd=ROOT, env=env)
     deadline = time.monotonic() + 30
     while not _healthy(url):
