@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from itertools import chain
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -154,9 +156,9 @@ class BulkStatement:
             chunk = rows[start : start + self.CHUNK_ROWS]
             sql = head + ", ".join([group] * len(chunk)) + tail
             if order is None:
-                params = tuple(value for row in chunk for value in row)
+                params = tuple(chain.from_iterable(chunk))
             else:
-                params = tuple(row[i] for row in chunk for i in order)
+                params = tuple(chain.from_iterable(map(itemgetter(*order), chunk)))
             conn.exec_driver_sql(sql, params)
 
     def _compile(self, conn: Connection) -> tuple[str, str, str, tuple[int, ...] | None] | str:

@@ -107,7 +107,7 @@ class GroupCommitWriter:
             try:
                 results.extend(self._transaction([pending]))
             except Exception as exc:
-                log.exception("storing batch %s failed", pending.batch.batch_id)
+                log.exception("storing batch %s failed", pending.batch_id)
                 results.append(_as_error(exc))
         return results
 
