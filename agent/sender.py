@@ -25,7 +25,6 @@ import json
 import logging
 import os
 import random
-import ssl
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -38,6 +37,7 @@ import httpx
 from agent import __version__
 from agent.config import CollectorSettings
 from agent.spool import Batch, Spool
+from agent.transport import StdlibTransport, tls_context
 
 log = logging.getLogger(__name__)
 
@@ -101,20 +101,23 @@ class SenderStats:
 def make_client(
     settings: CollectorSettings, transport: httpx.BaseTransport | None = None
 ) -> httpx.Client:
-    """An ``httpx.Client`` with explicit timeouts and TLS verification as configured."""
-    verify: ssl.SSLContext | bool = True
-    if not settings.verify_tls:
-        log.warning("TLS verification of the collector is switched off (verify_tls = false)")
-        verify = False
-    elif settings.ca_file:
-        verify = ssl.create_default_context(cafile=settings.ca_file)
+    """An ``httpx.Client`` with explicit timeouts, on the standard-library transport with
+    TLS verification as configured, unless a transport is given (tests)."""
+    if transport is None:
+        if not settings.verify_tls:
+            log.warning("TLS verification of the collector is switched off (verify_tls = false)")
+        # A TLS context (and its trust store) only for an https collector: it costs memory.
+        https = (settings.url or "").startswith("https:")
+        transport = StdlibTransport(
+            tls_context(verify=settings.verify_tls, ca_file=settings.ca_file) if https else None
+        )
     timeout = httpx.Timeout(settings.timeout, connect=min(settings.timeout, 10.0))
     return httpx.Client(
         transport=transport,
-        verify=verify,
         timeout=timeout,
         headers={"User-Agent": f"watchkeeper-agent/{__version__}"},
         follow_redirects=False,
+        trust_env=False,  # no proxies from the environment: the agent talks to its collector
     )
 
 

@@ -1,0 +1,137 @@
+"""The standard-library transport against a real HTTP server on loopback."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from agent.config import CollectorSettings
+from agent.sender import Sender, make_client
+from agent.spool import Spool
+from checks.config import Seconds
+from checks.result import CheckResult, Status
+
+
+class Server(ThreadingHTTPServer):
+    daemon_threads = True
+    received: list[dict[str, Any]]
+    connections: set[tuple[str, int]]
+    delay: float = 0.0
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: Server
+
+    def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        if self.headers.get("Content-Encoding") == "gzip":
+            body = gzip.decompress(body)
+        self.server.connections.add(self.client_address)
+        self.server.received.append({"headers": dict(self.headers), "body": json.loads(body)})
+        time.sleep(self.server.delay)
+        answer = json.dumps({"batch_id": self.server.received[-1]["body"].get("batch_id"),
+                             "accepted": 1, "duplicate": False}).encode()
+        self.send_response(202)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(answer)))
+        self.end_headers()
+        self.wfile.write(answer)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def server() -> Iterator[Server]:
+    srv = Server(("127.0.0.1", 0), Handler)
+    srv.received, srv.connections = [], set()
+    thread = threading.Thread(target=srv.serve_forever, daemon=True)
+    thread.start()
+    yield srv
+    srv.shutdown()
+    srv.server_close()
+
+
+def settings(url: str, **overrides: Any) -> CollectorSettings:
+    return CollectorSettings(url=url, token="t0k3n", timeout=Seconds(2), **overrides)
+
+
+def test_pushes_reach_a_real_server_over_one_kept_alive_connection(
+    server: Server, tmp_path: Path
+) -> None:
+    spool = Spool(tmp_path)
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    sender = Sender(spool, settings(url, batch_max_results=2), host="db1.example.net",
+                    token=lambda: "t0k3n", agent={"version": "0.1.0"})
+    for i in range(5):
+        spool.add(CheckResult("disk", f"/{i}", Status.OK, "fine"), type_name="disk")
+    assert sender.push_pending() is True
+    sender.close()
+    assert len(spool) == 0
+    assert [len(r["body"]["results"]) for r in server.received] == [2, 2, 1]
+    assert len(server.connections) == 1  # kept alive between batches
+    headers = server.received[0]["headers"]
+    assert headers["Authorization"] == "Bearer t0k3n"
+    assert headers["Content-Encoding"] == "gzip"
+    assert headers["Host"] == f"127.0.0.1:{server.server_address[1]}"
+    assert headers["User-Agent"] == "watchkeeper-agent/0.1.0"
+
+
+def test_connection_refused_is_a_connect_error() -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    client = make_client(settings(f"http://127.0.0.1:{port}"))
+    with pytest.raises(httpx.ConnectError):
+        client.post(f"http://127.0.0.1:{port}/api/v1/results", content=b"{}")
+    client.close()
+
+
+def test_a_slow_answer_is_a_read_timeout(server: Server) -> None:
+    server.delay = 1.0
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    client = make_client(settings(url))
+    started = time.monotonic()
+    with pytest.raises(httpx.ReadTimeout):
+        client.post(f"{url}/api/v1/results", content=b"{}", timeout=0.3)
+    assert time.monotonic() - started < 0.9
+    server.delay = 0.0
+    assert client.post(f"{url}/api/v1/results", content=b"{}").status_code == 202
+    client.close()
+
+
+def test_tls_is_verified_against_the_trust_store(tmp_path: Path) -> None:
+    # A TLS server with a self-signed certificate nobody trusts: the handshake must fail.
+    ssl = pytest.importorskip("ssl")
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    port = listener.getsockname()[1]
+    hello = threading.Event()
+
+    def accept() -> None:
+        conn, _ = listener.accept()
+        hello.set()
+        conn.recv(1024)  # a ClientHello arrives; answer with garbage, not a certificate
+        conn.sendall(b"HTTP/1.1 200 OK\r\n\r\n")
+        conn.close()
+
+    threading.Thread(target=accept, daemon=True).start()
+    client = make_client(settings(f"https://127.0.0.1:{port}"))
+    with pytest.raises(httpx.ConnectError):
+        client.post(f"https://127.0.0.1:{port}/api/v1/results", content=b"{}")
+    assert hello.is_set()
+    client.close()
+    listener.close()
+    assert ssl.get_default_verify_paths() is not None
