@@ -5,6 +5,8 @@ from __future__ import annotations
 import gzip
 import json
 import socket
+import ssl
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -111,27 +113,41 @@ def test_a_slow_answer_is_a_read_timeout(server: Server) -> None:
     client.close()
 
 
-def test_tls_is_verified_against_the_trust_store(tmp_path: Path) -> None:
-    # A TLS server with a self-signed certificate nobody trusts: the handshake must fail.
-    ssl = pytest.importorskip("ssl")
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen()
-    port = listener.getsockname()[1]
-    hello = threading.Event()
+def _self_signed(tmp_path: Path) -> tuple[Path, Path]:
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+         "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True, timeout=60,
+    )
+    return cert, key
 
-    def accept() -> None:
-        conn, _ = listener.accept()
-        hello.set()
-        conn.recv(1024)  # a ClientHello arrives; answer with garbage, not a certificate
-        conn.sendall(b"HTTP/1.1 200 OK\r\n\r\n")
-        conn.close()
 
-    threading.Thread(target=accept, daemon=True).start()
-    client = make_client(settings(f"https://127.0.0.1:{port}"))
-    with pytest.raises(httpx.ConnectError):
-        client.post(f"https://127.0.0.1:{port}/api/v1/results", content=b"{}")
-    assert hello.is_set()
+@pytest.fixture
+def tls_server(server: Server, tmp_path: Path) -> tuple[Server, Path]:
+    cert, key = _self_signed(tmp_path)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    return server, cert
+
+
+def test_tls_verifies_the_collector_with_the_configured_ca(
+    tls_server: tuple[Server, Path]
+) -> None:
+    server, cert = tls_server
+    url = f"https://127.0.0.1:{server.server_address[1]}"
+    client = make_client(settings(url, ca_file=str(cert)))
+    assert client.post(f"{url}/api/v1/results", content=b"{}").status_code == 202
     client.close()
-    listener.close()
-    assert ssl.get_default_verify_paths() is not None
+
+
+def test_tls_refuses_a_collector_nobody_trusts(tls_server: tuple[Server, Path]) -> None:
+    server, _ = tls_server
+    url = f"https://127.0.0.1:{server.server_address[1]}"
+    client = make_client(settings(url))  # system trust store: the self-signed cert is unknown
+    with pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
+        client.post(f"{url}/api/v1/results", content=b"{}")
+    client.close()
+    assert server.received == []
