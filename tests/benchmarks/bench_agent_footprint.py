@@ -100,9 +100,15 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
           f"{report['peak_rss_mb']}; target <= 28 MB)")
     print(f"  CPU {report['cpu_pct_of_one_core']} % of one core over {report['window_s']} s "
           f"(target <= 0.1 %)")
+    missed = [name for name, ok in (
+        ("rss", report["rss_mb"] <= 28),  # type: ignore[operator]
+        ("cpu", report["cpu_pct_of_one_core"] <= 0.1),  # type: ignore[operator]
+    ) if not ok]
+    report["targets_missed"] = missed
+    print(f"targets: {'MISSED ' + ', '.join(missed) if missed else 'met'}")
     print(json.dumps(report))
     return report
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(1 if main()["targets_missed"] else 0)

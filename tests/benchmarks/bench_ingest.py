@@ -98,9 +98,15 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
                   f"{f['p50_ms']:>9}{f['p99_ms']:>9}  {f['errors'] or '-'}")
     print(f"ratio collector/bare (closed loop): {ratio:.2f} (target >= 0.6); "
           f"collector p99 at {args.rate:g}/s: {real['open']['p99_ms']} ms (target < 100)")  # type: ignore[index]
+    missed = [name for name, ok in (
+        ("ratio", ratio >= 0.6),
+        ("p99", real["open"]["p99_ms"] < 100),  # type: ignore[index]
+    ) if not ok]
+    report["targets_missed"] = missed
+    print(f"targets: {'MISSED ' + ', '.join(missed) if missed else 'met'}")
     print(json.dumps(report))
     return report
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(1 if main()["targets_missed"] else 0)
