@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from functools import lru_cache
 from itertools import chain
 from operator import itemgetter
 from pathlib import Path
@@ -90,6 +91,16 @@ def upsert_insert(bind: Engine | Connection, table: Any) -> Any:
     insert_fn = postgresql.insert if is_postgres(bind) else sqlite.insert
     stmt: Insert = insert_fn(table)
     return stmt
+
+
+def in_list(bind: Engine | Connection, count: int) -> str:
+    """``count`` positional parameter markers for an ``IN (...)`` in ``exec_driver_sql``."""
+    return _markers("?" if bind.dialect.paramstyle == "qmark" else "%s", count)
+
+
+@lru_cache(maxsize=512)
+def _markers(marker: str, count: int) -> str:
+    return ", ".join([marker] * count)
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import chain
 from typing import cast
 
 from pydantic_core import to_json
-from sqlalchemy import Connection, Table, bindparam, delete, select, update
+from sqlalchemy import Connection, Table, bindparam, delete, update
 
-from collector.db import BulkStatement, upsert_insert
+from collector.db import BulkStatement, in_list, is_postgres, upsert_insert
 from collector.errors import Forbidden, InvalidPayload
 from collector.hosts.models import Host
 from collector.ingest.models import Batch, Result, WireBatch
@@ -21,8 +22,6 @@ RESULTS = cast(Table, Result.__table__)
 HOSTS = cast(Table, Host.__table__)
 
 
-ResultRow = tuple[int, str, int, str, str, str, int, str, str, str, float, float]
-"""A result as stored: the values of ``_RESULT_COLUMNS`` in that order."""
 _RESULT_COLUMNS = ("host_id", "result_uid", "seq", "type", "check", "target", "status",
                    "summary", "metrics", "details", "produced_at", "received_at")
 # A result id stored before (a resend under a new batch id) is skipped, not an error.
@@ -31,6 +30,19 @@ RESULT_INSERT = BulkStatement(
         index_elements=[RESULTS.c.host_id, RESULTS.c.produced_at, RESULTS.c.result_uid]
     ),
     _RESULT_COLUMNS,
+)
+
+HOST_SEEN_PG = (
+    update(HOSTS)
+    .where(HOSTS.c.id == bindparam("b_id"))
+    .values(last_seen_at=bindparam("b_seen"), agent_version=bindparam("b_version"),
+            agent_started_at=bindparam("b_started"), expected_interval=bindparam("b_interval"))
+)
+_HOST_SEEN_KEYS = ("b_id", "b_seen", "b_version", "b_started", "b_interval")
+_HOST_SEEN_SQLITE = (
+    "UPDATE hosts SET last_seen_at = v.column2, agent_version = v.column3,"
+    " agent_started_at = v.column4, expected_interval = v.column5"
+    " FROM (VALUES {}) AS v WHERE hosts.id = v.column1"
 )
 
 BATCH_INSERT = BulkStatement(
@@ -56,7 +68,7 @@ class PendingBatch:
         self.received_at = received_at
         agent = batch.agent
         self.agent = (agent.version, agent.started_at, agent.interval)
-        self.rows: tuple[ResultRow, ...] = tuple([
+        self.rows: tuple[NewResult, ...] = tuple([
             (host_id, res.id, res.seq, res.type, res.check, res.target, res.status,
              res.summary, to_json(res.metrics, exclude_none=True).decode() if res.metrics
              else "[]", to_json(res.details).decode() if res.details else "{}",
@@ -106,38 +118,26 @@ def store_batches(*, conn: Connection, pending: Sequence[PendingBatch]) -> list[
         if seen is None or item.received_at >= seen.received_at:
             latest[item.host_id] = item
     host_ids = sorted(latest)
-    conn.execute(
-        update(HOSTS)
-        .where(HOSTS.c.id == bindparam("b_id"))
-        .values(
-            last_seen_at=bindparam("b_seen"),
-            agent_version=bindparam("b_version"),
-            agent_started_at=bindparam("b_started"),
-            expected_interval=bindparam("b_interval"),
-        ),
-        [
-            {
-                "b_id": hid,
-                "b_seen": latest[hid].received_at,
-                "b_version": latest[hid].agent[0],
-                "b_started": latest[hid].agent[1],
-                "b_interval": latest[hid].agent[2],
-            }
-            for hid in host_ids
-        ],
-    )
-    batch_ids = {item.batch_id for item in pending}
-    stored = {
-        (row[0], row[1])
-        for row in conn.execute(
-            select(BATCHES.c.host_id, BATCHES.c.batch_id).where(
-                BATCHES.c.host_id.in_(host_ids), BATCHES.c.batch_id.in_(batch_ids)
-            )
+    seen_rows = [(hid, latest[hid].received_at, *latest[hid].agent) for hid in host_ids]
+    if is_postgres(conn):
+        # executemany in id order: the row locks are taken in the same order everywhere
+        conn.execute(HOST_SEEN_PG, [dict(zip(_HOST_SEEN_KEYS, row, strict=True))
+                                    for row in seen_rows])
+    else:
+        # one statement for the group (SQLite holds the database lock already)
+        conn.exec_driver_sql(
+            _HOST_SEEN_SQLITE.format(", ".join(["(?, ?, ?, ?, ?)"] * len(seen_rows))),
+            tuple(chain.from_iterable(seen_rows)),
         )
-    }
+    batch_ids = list({item.batch_id for item in pending})
+    stored: set[tuple[int, str]] = {(r[0], r[1]) for r in conn.exec_driver_sql(
+        f"SELECT host_id, batch_id FROM batches WHERE host_id IN ({in_list(conn, len(host_ids))})"
+        f" AND batch_id IN ({in_list(conn, len(batch_ids))})",
+        (*host_ids, *batch_ids),
+    )}
     outcomes: list[StoreOutcome] = []
     batch_rows: list[tuple[object, ...]] = []
-    result_rows: list[ResultRow] = []
+    result_rows: list[NewResult] = []
     for item in pending:
         key = (item.host_id, item.batch_id)
         if key in stored:
@@ -151,10 +151,7 @@ def store_batches(*, conn: Connection, pending: Sequence[PendingBatch]) -> list[
     BATCH_INSERT.execute(conn, batch_rows)
     RESULT_INSERT.execute(conn, result_rows)
     now = max(item.received_at for item in pending)
-    apply_results(conn=conn, results=[
-        NewResult(r[0], r[4], r[5], r[3], r[6], r[7], r[8], r[9], r[10], r[2])
-        for r in result_rows
-    ], hosts=host_ids, now=now)
+    apply_results(conn=conn, results=result_rows, hosts=host_ids, now=now)
     return outcomes
 
 
