@@ -66,8 +66,9 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per phase")
     parser.add_argument("--warmup", type=float, default=2.0)
     parser.add_argument("--rate", type=float, default=1000.0, help="open-loop pushes/s")
-    parser.add_argument("--hosts", type=int, default=20, help="simulated agents")
-    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--hosts", type=int, default=100, help="enrolled hosts pushing")
+    parser.add_argument("--connections", type=int, default=256,
+                        help="concurrent connections: agents pushing at the same moment")
     parser.add_argument("--results", type=int, default=12, help="results per push")
     args = parser.parse_args(argv)
 
