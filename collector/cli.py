@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import sys
 import time
 from collections.abc import Sequence
@@ -135,9 +136,24 @@ def _serve(settings: Settings, *, access_log: bool) -> int:
     finally:
         engine.dispose()
     app = create_app(settings)
+    _tune_garbage_collector()
     uvicorn.run(app, host=settings.server.host, port=settings.server.port,
                 access_log=access_log, log_level="info")
     return 0
+
+
+def _tune_garbage_collector() -> None:
+    """Keep the collector's start-up heap out of garbage collection, and collect less often.
+
+    After start-up the process holds about 100k long-lived objects (FastAPI, SQLAlchemy,
+    pydantic schemas); with the default thresholds every push's allocations trigger
+    collections that rescan them, which profiling showed as the largest single cost of
+    the ingest path. Freezing moves them to a generation that is never scanned; the
+    higher first threshold lets a push's short-lived objects die by reference counting.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(20_000, 20, 20)
 
 
 if __name__ == "__main__":
