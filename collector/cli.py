@@ -10,8 +10,9 @@ from collections.abc import Sequence
 
 from sqlalchemy.exc import SQLAlchemyError
 
+from checks.config import ConfigError
 from collector.db import create_db_engine, migrate, session_factory
-from collector.errors import AlreadyEnrolled, ConfigError
+from collector.errors import AlreadyEnrolled
 from collector.settings import Settings, load_settings
 
 EXIT_CONFIG = 2

@@ -66,17 +66,6 @@ class StoreUnavailable(CollectorError):
     code = "store_unavailable"
 
 
-class ConfigError(ValueError):
-    """A configuration value is wrong; the message names the file and the key."""
-
-    def __init__(self, key: str, message: str, file: str | None = None) -> None:
-        self.key = key
-        self.message = message
-        self.file = file
-        where = f"{file}: " if file else ""
-        super().__init__(f"{where}{key}: {message}" if key else f"{where}{message}")
-
-
 class AlreadyEnrolled(CollectorError):
     """``enroll`` for a host that has a token already, without ``--rotate``."""
 

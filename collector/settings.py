@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
-from collector.errors import ConfigError
+from checks.config import ConfigError
 
 ENV_PREFIX = "WATCHKEEPER_"
 # Short names for the settings an operator sets most; the generic form

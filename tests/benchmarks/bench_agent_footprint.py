@@ -11,7 +11,6 @@ core. Prints a table and one JSON line.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import tempfile
@@ -22,6 +21,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent.parent))
 
 from checks.registry import CHECK_TYPES  # noqa: E402
+from tests.benchmarks.report import exit_code, finish  # noqa: E402
 from tests.support.processes import Collector, Proc, agent_command, wait_until  # noqa: E402
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -100,15 +100,11 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
           f"{report['peak_rss_mb']}; target <= 28 MB)")
     print(f"  CPU {report['cpu_pct_of_one_core']} % of one core over {report['window_s']} s "
           f"(target <= 0.1 %)")
-    missed = [name for name, ok in (
-        ("rss", report["rss_mb"] <= 28),  # type: ignore[operator]
-        ("cpu", report["cpu_pct_of_one_core"] <= 0.1),  # type: ignore[operator]
-    ) if not ok]
-    report["targets_missed"] = missed
-    print(f"targets: {'MISSED ' + ', '.join(missed) if missed else 'met'}")
-    print(json.dumps(report))
-    return report
+    return finish(report, {
+        "rss": report["rss_mb"] <= 28,  # type: ignore[operator]
+        "cpu": report["cpu_pct_of_one_core"] <= 0.1,  # type: ignore[operator]
+    })
 
 
 if __name__ == "__main__":
-    sys.exit(1 if main()["targets_missed"] else 0)
+    sys.exit(exit_code(main()))

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import sys
 import tempfile
 from pathlib import Path
@@ -26,6 +25,7 @@ sys.path.insert(0, str(HERE.parent.parent))
 import httpx  # noqa: E402
 
 from tests.benchmarks.loadgen import LoadResult, RequestFactory, run_load  # noqa: E402
+from tests.benchmarks.report import exit_code, finish  # noqa: E402
 from tests.support.processes import Collector, Proc, free_port, wait_until  # noqa: E402
 
 
@@ -99,15 +99,11 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
                   f"{f['p50_ms']:>9}{f['p99_ms']:>9}  {f['errors'] or '-'}")
     print(f"ratio collector/bare (closed loop): {ratio:.2f} (target >= 0.6); "
           f"collector p99 at {args.rate:g}/s: {real['open']['p99_ms']} ms (target < 100)")  # type: ignore[index]
-    missed = [name for name, ok in (
-        ("ratio", ratio >= 0.6),
-        ("p99", real["open"]["p99_ms"] < 100),  # type: ignore[index]
-    ) if not ok]
-    report["targets_missed"] = missed
-    print(f"targets: {'MISSED ' + ', '.join(missed) if missed else 'met'}")
-    print(json.dumps(report))
-    return report
+    return finish(report, {
+        "ratio": ratio >= 0.6,
+        "p99": real["open"]["p99_ms"] < 100,  # type: ignore[index]
+    })
 
 
 if __name__ == "__main__":
-    sys.exit(1 if main()["targets_missed"] else 0)
+    sys.exit(exit_code(main()))

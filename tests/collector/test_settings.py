@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from collector.errors import ConfigError
+from checks.config import ConfigError
 from collector.settings import load_settings
 
 
