@@ -11,6 +11,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from prometheus_client import CollectorRegistry
+from sqlalchemy import Engine
 
 from collector.db import create_db_engine, session_factory
 from collector.errors import CollectorError
@@ -18,7 +19,9 @@ from collector.hosts import views as host_views
 from collector.ingest import views as ingest_views
 from collector.ingest.auth import TokenAuthenticator
 from collector.ingest.scheduled import run_pruning
-from collector.ingest.writer import GroupCommitWriter
+from collector.ingest.store import GroupStore
+from collector.ingest.storeproc import ProcessWriter
+from collector.ingest.writer import GroupCommitWriter, GroupObserver, Writer
 from collector.ops import views as ops_views
 from collector.ops.metrics import IngestMetrics, StateCollector
 from collector.overview import views as overview_views
@@ -47,8 +50,7 @@ def create_app(
         settings=settings,
         engine=engine,
         sessions=sessions,
-        writer=GroupCommitWriter(engine, max_group=settings.ingest.max_group_batches,
-                                 observer=metrics.observe_group),
+        writer=_writer(settings, engine, observer=metrics.observe_group),
         authenticator=TokenAuthenticator(sessions, ttl=settings.ingest.token_cache_ttl),
         registry=registry,
         metrics=metrics,
@@ -59,7 +61,7 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         runtime.started_at = clock()
-        runtime.writer.start()
+        await runtime.writer.start()
         tasks = []
         if run_scheduled:
             tasks = [asyncio.create_task(run_silence_detector(runtime)),
@@ -96,4 +98,13 @@ def create_app(
     for module in (ingest_views, host_views, state_views, ops_views, overview_views):
         app.include_router(module.router)
     return app
+
+
+def _writer(settings: Settings, engine: Engine, *, observer: GroupObserver) -> Writer:
+    """Where pushes are validated and committed (``ingest.store``)."""
+    if settings.ingest.store == "process":
+        return ProcessWriter(settings, observer=observer)
+    store = GroupStore(engine)
+    return GroupCommitWriter(store, max_group=settings.ingest.max_group_batches,
+                             observer=observer)
 

@@ -137,32 +137,40 @@ class BulkStatement:
 
     The ingest path writes a dozen rows per push at a thousand pushes a second. Going
     through SQLAlchemy's per-row parameter processing would cost more than the database
-    does, and sqlite3's executemany releases and retakes the GIL for every row, which
-    stalls the writer thread behind the busy event loop. So on SQLite the rows go into one
-    multi-row ``VALUES (...), (...)`` statement per chunk; on PostgreSQL psycopg's
-    executemany (pipelined) is used. Rows are tuples in ``columns`` order, with JSON
-    columns already serialized to text.
+    does, so on SQLite the rows go into one multi-row ``VALUES (...), (...)`` statement per
+    chunk; on PostgreSQL psycopg's executemany (pipelined) is used, or SQLAlchemy's
+    "insertmanyvalues" when rows are returned. Rows are tuples in ``columns`` order, with
+    JSON columns already serialized to text. With ``returning``, ``execute`` returns those
+    columns of the rows actually inserted (not the ones an ON CONFLICT DO NOTHING skipped).
     """
 
     CHUNK_ROWS = 500  # SQLite allows 32766 parameters per statement
 
-    def __init__(self, build: Callable[[Connection], Any], columns: Sequence[str]) -> None:
+    def __init__(
+        self, build: Callable[[Connection], Any], columns: Sequence[str],
+        *, returning: Sequence[str] = (),
+    ) -> None:
         self._build = build
         self._columns = tuple(columns)
-        self._compiled: dict[str, tuple[str, str, str, tuple[int, ...] | None] | str] = {}
+        self._returning = tuple(returning)
+        self._compiled: dict[str, tuple[str, str, str, tuple[int, ...] | None] | Any] = {}
 
-    def execute(self, conn: Connection, rows: Sequence[tuple[Any, ...]]) -> None:
-        """Insert ``rows`` on ``conn``."""
+    def execute(self, conn: Connection, rows: Sequence[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+        """Insert ``rows`` on ``conn``; the ``returning`` columns of the inserted ones."""
         if not rows:
-            return
+            return []
         compiled = self._compiled.get(conn.dialect.name)
         if compiled is None:
             compiled = self._compiled[conn.dialect.name] = self._compile(conn)
-        if isinstance(compiled, str):
-            names = self._columns
-            conn.exec_driver_sql(compiled, [dict(zip(names, row, strict=True)) for row in rows])
-            return
+        names = self._columns
+        if not isinstance(compiled, tuple):  # named parameters: PostgreSQL
+            named = [dict(zip(names, row, strict=True)) for row in rows]
+            if isinstance(compiled, str):
+                conn.exec_driver_sql(compiled, named)
+                return []
+            return [tuple(r) for r in conn.execute(compiled, named)]
         head, group, tail, order = compiled
+        returned: list[tuple[Any, ...]] = []
         for start in range(0, len(rows), self.CHUNK_ROWS):
             chunk = rows[start : start + self.CHUNK_ROWS]
             sql = head + ", ".join([group] * len(chunk)) + tail
@@ -170,13 +178,20 @@ class BulkStatement:
                 params = tuple(chain.from_iterable(chunk))
             else:
                 params = tuple(chain.from_iterable(map(itemgetter(*order), chunk)))
-            conn.exec_driver_sql(sql, params)
+            result = conn.exec_driver_sql(sql, params)
+            if self._returning:
+                returned.extend(result.fetchall())
+        return returned
 
-    def _compile(self, conn: Connection) -> tuple[str, str, str, tuple[int, ...] | None] | str:
-        stmt = self._build(conn).compile(dialect=conn.dialect, column_keys=list(self._columns))
-        sql = str(stmt)
+    def _compile(self, conn: Connection) -> tuple[str, str, str, tuple[int, ...] | None] | Any:
+        statement = self._build(conn)
+        stmt = statement.compile(dialect=conn.dialect, column_keys=list(self._columns))
         if not stmt.positional:
-            return sql
+            if self._returning:
+                table = statement.table
+                return statement.returning(*(table.c[name] for name in self._returning))
+            return str(stmt)
+        sql = str(stmt)
         names = stmt.positiontup or ()
         order: tuple[int, ...] | None = tuple(self._columns.index(n) for n in names)
         if order == tuple(range(len(self._columns))):
@@ -184,4 +199,8 @@ class BulkStatement:
         marker = " VALUES "
         at = sql.index(marker) + len(marker)
         end = sql.index(")", at) + 1
-        return sql[:at], sql[at:end], sql[end:], order
+        tail = sql[end:]
+        if self._returning:
+            quote = conn.dialect.identifier_preparer.quote
+            tail += " RETURNING " + ", ".join(quote(name) for name in self._returning)
+        return sql[:at], sql[at:end], tail, order

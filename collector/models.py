@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collector.db import Base
 from collector.hosts.models import Customer, Host
-from collector.ingest.models import Batch, Result
+from collector.ingest.models import Result
 from collector.state.models import CheckState, StatusChange
 
 metadata = Base.metadata
 
-__all__ = ["Batch", "CheckState", "Customer", "Host", "Result", "StatusChange", "metadata"]
+__all__ = ["CheckState", "Customer", "Host", "Result", "StatusChange", "metadata"]

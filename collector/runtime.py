@@ -11,7 +11,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from collector.ingest.auth import TokenAuthenticator
-from collector.ingest.writer import GroupCommitWriter
+from collector.ingest.writer import Writer
 from collector.ops.metrics import IngestMetrics
 from collector.settings import Settings
 from collector.timefmt import Clock
@@ -24,7 +24,7 @@ class Runtime:
     settings: Settings
     engine: Engine
     sessions: sessionmaker[Session]
-    writer: GroupCommitWriter
+    writer: Writer
     authenticator: TokenAuthenticator
     registry: CollectorRegistry
     metrics: IngestMetrics

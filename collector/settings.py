@@ -88,6 +88,7 @@ class IngestSettings(_Section):
     prune_every: Seconds = 600.0
     token_cache_ttl: Seconds = 10.0
     max_group_batches: int = Field(default=256, ge=1)
+    store: Literal["process", "thread"] = "process"
 
 
 class SilenceSettings(_Section):

@@ -10,7 +10,6 @@ from sqlalchemy import (
     BigInteger,
     Double,
     ForeignKey,
-    Integer,
     SmallInteger,
     String,
     Text,
@@ -20,17 +19,6 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from collector.db import Base
 from collector.state.models import BigId
-
-
-class Batch(Base):
-    __tablename__ = "batches"
-    __table_args__ = (UniqueConstraint("host_id", "batch_id"),)
-
-    id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    host_id: Mapped[int] = mapped_column(ForeignKey("hosts.id", ondelete="CASCADE"))
-    batch_id: Mapped[str] = mapped_column(String(64))
-    received_at: Mapped[float] = mapped_column(Double, index=True)
-    result_count: Mapped[int] = mapped_column(Integer)
 
 
 class Result(Base):

@@ -15,7 +15,7 @@ log = logging.getLogger(__name__)
 PRUNE_LOCK_ID = 0x5741_4B45_0002
 
 
-def prune_job(runtime: Runtime) -> tuple[int, int]:
+def prune_job(runtime: Runtime) -> int:
     """One pruning pass; with several collectors on PostgreSQL only one prunes at a time."""
     cutoff = runtime.clock() - runtime.settings.ingest.result_retention
     with write_transaction(runtime.engine) as conn:
@@ -24,11 +24,11 @@ def prune_job(runtime: Runtime) -> tuple[int, int]:
                 text("SELECT pg_try_advisory_xact_lock(:id)"), {"id": PRUNE_LOCK_ID}
             ).scalar()
             if not got:
-                return 0, 0
-        results, batches = prune_results(conn=conn, older_than=cutoff)
-    if results or batches:
-        log.info("pruned %d results and %d batch ids", results, batches)
-    return results, batches
+                return 0
+        results = prune_results(conn=conn, older_than=cutoff)
+    if results:
+        log.info("pruned %d results", results)
+    return results
 
 
 async def run_pruning(runtime: Runtime) -> None:

@@ -10,26 +10,28 @@ from typing import cast
 from pydantic_core import to_json
 from sqlalchemy import Connection, Table, bindparam, delete, update
 
-from collector.db import BulkStatement, in_list, is_postgres, upsert_insert
+from collector.db import BulkStatement, is_postgres, upsert_insert
 from collector.errors import Forbidden, InvalidPayload
 from collector.hosts.models import Host
-from collector.ingest.models import Batch, Result, WireBatch
+from collector.ingest.body import parse_batch
+from collector.ingest.models import Result, WireBatch
 from collector.state.models import SILENCE_CHECK
 from collector.state.service import NewResult, apply_results
 
-BATCHES = cast(Table, Batch.__table__)
 RESULTS = cast(Table, Result.__table__)
 HOSTS = cast(Table, Host.__table__)
 
 
 _RESULT_COLUMNS = ("host_id", "result_uid", "seq", "type", "check", "target", "status",
                    "summary", "metrics", "details", "produced_at", "received_at")
-# A result id stored before (a resend under a new batch id) is skipped, not an error.
+# A result stored before (a resend) is skipped, not an error; the ids of the results
+# actually inserted come back, which is how a resend is told from a new batch.
 RESULT_INSERT = BulkStatement(
     lambda conn: upsert_insert(conn, RESULTS).on_conflict_do_nothing(
         index_elements=[RESULTS.c.host_id, RESULTS.c.produced_at, RESULTS.c.result_uid]
     ),
     _RESULT_COLUMNS,
+    returning=("host_id", "result_uid"),
 )
 
 HOST_SEEN_PG = (
@@ -45,19 +47,14 @@ _HOST_SEEN_SQLITE = (
     " FROM (VALUES {}) AS v WHERE hosts.id = v.column1"
 )
 
-BATCH_INSERT = BulkStatement(
-    lambda _conn: BATCHES.insert(), ("host_id", "batch_id", "received_at", "result_count")
-)
-
 
 class PendingBatch:
-    """A validated batch from an authenticated host, waiting for the writer.
+    """A validated batch from an authenticated host, ready to be stored.
 
-    Built on the event loop right after validation: the results become the rows that will
-    be stored (JSON columns already serialized) and the pydantic objects are dropped at
-    once. A queued batch then holds only tuples of strings and numbers, which the garbage
-    collector stops scanning; hundreds of queued pydantic batches made the full collections
-    (tens of ms each, with the GIL held) the largest single cost of a push (measured).
+    Built in the HTTP process right after validation: the results become the rows that
+    will be stored (JSON columns already serialized) and the pydantic objects are dropped
+    at once. A waiting batch then holds only tuples of strings and numbers, which the
+    garbage collector stops scanning and which cross to the store process cheaply.
     """
 
     __slots__ = ("host_id", "batch_id", "received_at", "agent", "rows")
@@ -76,6 +73,19 @@ class PendingBatch:
             for res in batch.results
         ])
 
+    def __reduce__(self) -> tuple[object, tuple[object, ...]]:
+        return _restore, (self.host_id, self.batch_id, self.received_at, self.agent, self.rows)
+
+
+def _restore(host_id: int, batch_id: str, received_at: float,
+             agent: tuple[str, float | None, float | None],
+             rows: tuple[NewResult, ...]) -> PendingBatch:
+    """A PendingBatch from its pickled fields (the store process's side)."""
+    pending = PendingBatch.__new__(PendingBatch)
+    pending.host_id, pending.batch_id, pending.received_at = host_id, batch_id, received_at
+    pending.agent, pending.rows = agent, rows
+    return pending
+
 
 @dataclass(frozen=True, slots=True)
 class StoreOutcome:
@@ -84,6 +94,18 @@ class StoreOutcome:
     batch_id: str
     accepted: int
     duplicate: bool
+
+
+def validated(
+    body: bytes, *, host_id: int, host_fqdn: str, max_results: int, received_at: float
+) -> PendingBatch:
+    """The JSON body parsed and checked: InvalidPayload (422) or Forbidden (403).
+
+    Nothing of the parsed pydantic batch outlives this call, only the PendingBatch.
+    """
+    batch = parse_batch(body)
+    check_batch(batch=batch, host_fqdn=host_fqdn, max_results=max_results)
+    return PendingBatch(host_id=host_id, batch=batch, received_at=received_at)
 
 
 def check_batch(*, batch: WireBatch, host_fqdn: str, max_results: int) -> None:
@@ -104,11 +126,17 @@ def check_batch(*, batch: WireBatch, host_fqdn: str, max_results: int) -> None:
 
 
 def store_batches(*, conn: Connection, pending: Sequence[PendingBatch]) -> list[StoreOutcome]:
-    """Store batches in the caller's transaction; a batch id seen before is a duplicate.
+    """Store batches in the caller's transaction; a batch whose results are all stored
+    already is a duplicate (a resend), and a result is never stored twice.
+
+    Duplicates are recognised by the results themselves, keyed (host, produced_at, result
+    id): a resend under the same or another batch id, a batch sent twice in one group, or
+    two collectors storing the same batch at once all store each result exactly once.
+    (An earlier design also kept a table of batch ids; it cost a quarter of every commit's
+    writes and an extra lookup, and proved nothing the result keys do not.)
 
     Hosts are locked first, in id order (the last_seen update takes the row lock on
-    PostgreSQL), so two collectors storing for the same host serialize here and the second
-    one sees the first one's batch as a duplicate instead of failing.
+    PostgreSQL), so two collectors storing for the same host serialize here.
     """
     if not pending:
         return []
@@ -129,38 +157,31 @@ def store_batches(*, conn: Connection, pending: Sequence[PendingBatch]) -> list[
             _HOST_SEEN_SQLITE.format(", ".join(["(?, ?, ?, ?, ?)"] * len(seen_rows))),
             tuple(chain.from_iterable(seen_rows)),
         )
-    batch_ids = list({item.batch_id for item in pending})
-    stored: set[tuple[int, str]] = {(r[0], r[1]) for r in conn.exec_driver_sql(
-        f"SELECT host_id, batch_id FROM batches WHERE host_id IN ({in_list(conn, len(host_ids))})"
-        f" AND batch_id IN ({in_list(conn, len(batch_ids))})",
-        (*host_ids, *batch_ids),
-    )}
-    outcomes: list[StoreOutcome] = []
-    batch_rows: list[tuple[object, ...]] = []
-    result_rows: list[NewResult] = []
-    for item in pending:
-        key = (item.host_id, item.batch_id)
-        if key in stored:
-            outcomes.append(StoreOutcome(item.batch_id, 0, True))
-            continue
-        stored.add(key)
-        count = len(item.rows)
-        outcomes.append(StoreOutcome(item.batch_id, count, False))
-        batch_rows.append((item.host_id, item.batch_id, item.received_at, count))
-        result_rows.extend(item.rows)
-    BATCH_INSERT.execute(conn, batch_rows)
-    RESULT_INSERT.execute(conn, result_rows)
+    rows = [row for item in pending for row in item.rows]
+    inserted = set(RESULT_INSERT.execute(conn, rows))
+    if len(inserted) == len(rows):
+        outcomes = [StoreOutcome(item.batch_id, len(item.rows), False) for item in pending]
+        stored = rows
+    else:
+        outcomes, stored = [], []
+        for item in pending:
+            new = []
+            for row in item.rows:
+                key = (row[0], row[1])
+                if key in inserted:
+                    inserted.discard(key)  # a second copy in this group is a duplicate
+                    new.append(row)
+            outcomes.append(StoreOutcome(item.batch_id, len(new), bool(item.rows) and not new))
+            stored.extend(new)
     now = max(item.received_at for item in pending)
-    apply_results(conn=conn, results=result_rows, hosts=host_ids, now=now)
+    apply_results(conn=conn, results=stored, hosts=host_ids, now=now)
     return outcomes
 
 
-def prune_results(*, conn: Connection, older_than: float) -> tuple[int, int]:
-    """Delete results and batch ids received before ``older_than``; return both counts.
+def prune_results(*, conn: Connection, older_than: float) -> int:
+    """Delete results received before ``older_than``; return how many.
 
-    A batch id is kept as long as its results, so a resend within the retention is
-    still recognised as a duplicate.
+    A resend is recognised as long as its results are kept: the agent's spool must not
+    hold results longer than this retention (its default maximum age is far shorter).
     """
-    results = conn.execute(delete(RESULTS).where(RESULTS.c.received_at < older_than)).rowcount
-    batches = conn.execute(delete(BATCHES).where(BATCHES.c.received_at < older_than)).rowcount
-    return results, batches
+    return int(conn.execute(delete(RESULTS).where(RESULTS.c.received_at < older_than)).rowcount)

@@ -13,7 +13,7 @@ from collector.db import alembic_config, create_db_engine, migrate
 from collector.models import metadata
 from collector.settings import Settings, normalize_database_url
 
-TABLES = {"customers", "hosts", "batches", "results", "check_states", "status_changes",
+TABLES = {"customers", "hosts", "results", "check_states", "status_changes",
           "alembic_version"}
 
 

@@ -7,11 +7,12 @@ import time
 
 from sqlalchemy.exc import IntegrityError
 
-import collector.ingest.writer as writer_module
+import collector.ingest.store as store_module
 from collector.db import create_db_engine, session_factory
 from collector.hosts.service import enroll
 from collector.ingest.models import WireBatch
 from collector.ingest.service import PendingBatch
+from collector.ingest.store import GroupStore
 from collector.ingest.writer import GroupCommitWriter
 
 
@@ -20,7 +21,7 @@ def test_a_conflicting_group_is_retried_one_batch_at_a_time(settings, make_batch
     with session_factory(engine)() as session:
         enroll(session=session, customer="acme", fqdn="db1.example.net", critical=False,
                rotate=False, now=time.time())
-    real_store = writer_module.store_batches
+    real_store = store_module.store_batches
     calls: list[int] = []
 
     def store_with_a_race(*, conn, pending):
@@ -30,13 +31,13 @@ def test_a_conflicting_group_is_retried_one_batch_at_a_time(settings, make_batch
             raise IntegrityError("INSERT INTO batches", {}, Exception("unique violation"))
         return real_store(conn=conn, pending=pending)
 
-    monkeypatch.setattr(writer_module, "store_batches", store_with_a_race)
+    monkeypatch.setattr(store_module, "store_batches", store_with_a_race)
     batches = [WireBatch.model_validate(make_batch("db1.example.net")) for _ in range(3)]
     duplicate = batches[0]
 
     async def run() -> list[object]:
-        writer = GroupCommitWriter(engine)
-        writer.start()
+        writer = GroupCommitWriter(GroupStore(engine))
+        await writer.start()
         try:
             return await asyncio.gather(*[
                 writer.submit(PendingBatch(host_id=1, batch=b, received_at=time.time()))
