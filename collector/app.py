@@ -12,6 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from prometheus_client import CollectorRegistry
 from sqlalchemy import Engine
+from starlette.types import Receive, Scope, Send
 
 from collector.db import create_db_engine, session_factory
 from collector.errors import CollectorError
@@ -31,6 +32,17 @@ from collector.settings import Settings
 from collector.state import views as state_views
 from collector.state.scheduled import run_silence_detector
 from collector.timefmt import Clock
+
+
+class CollectorApp(FastAPI):
+    """FastAPI, with agents' pushes served straight from the ASGI entry (see ingest.views)."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (scope["type"] == "http" and scope["path"] == ingest_views.INGEST_PATH
+                and scope["method"] == "POST"):
+            await ingest_views.serve_ingest(self, scope, receive, send)
+        else:
+            await super().__call__(scope, receive, send)
 
 
 def create_app(
@@ -77,7 +89,7 @@ def create_app(
             await runtime.writer.stop()
             engine.dispose()
 
-    app = FastAPI(title="watchkeeper collector", version="0.1.0", lifespan=lifespan)
+    app = CollectorApp(title="watchkeeper collector", version="0.1.0", lifespan=lifespan)
     app.state.runtime = runtime
     app.state.engine = engine
     app.state.registry = registry
@@ -85,8 +97,7 @@ def create_app(
 
     @app.exception_handler(CollectorError)
     async def collector_error(_request: Request, exc: CollectorError) -> JSONResponse:
-        return JSONResponse({"error": exc.code, "detail": exc.detail},
-                            status_code=exc.status_code)
+        return ingest_views.error_response(exc)
 
     @app.exception_handler(RequestValidationError)
     async def request_error(_request: Request, exc: RequestValidationError) -> JSONResponse:

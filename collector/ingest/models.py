@@ -23,12 +23,13 @@ from collector.state.models import BigId
 
 class Result(Base):
     __tablename__ = "results"
-    # A result is identified by its id; produced_at leads the unique key so that the
-    # index grows at its end per host. Keyed by a random uuid alone, every insert would
-    # dirty a random index page: measured 3x slower ingest on SQLite once the table holds
-    # a few hundred thousand rows. The same index serves a host's history by time (a
-    # per-target history filters check and target within it).
-    __table_args__ = (UniqueConstraint("host_id", "produced_at", "result_uid"),)
+    # A result is identified by (host, result id); produced_at leads the unique key so
+    # that every commit appends at the end of one index instead of writing into each
+    # host's part of it. Keyed by a random uuid first, every insert dirtied a random
+    # index page (measured 3x slower ingest on SQLite once the table held a few hundred
+    # thousand rows); keyed by host first, a commit of pushes from 60 hosts rewrote 60
+    # index pages, a fifth of its writes. A resend is recognised by this key.
+    __table_args__ = (UniqueConstraint("produced_at", "host_id", "result_uid"),)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     host_id: Mapped[int] = mapped_column(ForeignKey("hosts.id", ondelete="CASCADE"))

@@ -28,7 +28,7 @@ _RESULT_COLUMNS = ("host_id", "result_uid", "seq", "type", "check", "target", "s
 # actually inserted come back, which is how a resend is told from a new batch.
 RESULT_INSERT = BulkStatement(
     lambda conn: upsert_insert(conn, RESULTS).on_conflict_do_nothing(
-        index_elements=[RESULTS.c.host_id, RESULTS.c.produced_at, RESULTS.c.result_uid]
+        index_elements=[RESULTS.c.produced_at, RESULTS.c.host_id, RESULTS.c.result_uid]
     ),
     _RESULT_COLUMNS,
     returning=("host_id", "result_uid"),
@@ -129,7 +129,7 @@ def store_batches(*, conn: Connection, pending: Sequence[PendingBatch]) -> list[
     """Store batches in the caller's transaction; a batch whose results are all stored
     already is a duplicate (a resend), and a result is never stored twice.
 
-    Duplicates are recognised by the results themselves, keyed (host, produced_at, result
+    Duplicates are recognised by the results themselves, keyed (produced_at, host, result
     id): a resend under the same or another batch id, a batch sent twice in one group, or
     two collectors storing the same batch at once all store each result exactly once.
     (An earlier design also kept a table of batch ids; it cost a quarter of every commit's

@@ -1,4 +1,5 @@
-"""drop the batches table: resends are recognised by the results' own keys
+"""results keyed for appending; the batches table dropped (resends are recognised by
+the results' own keys)
 
 Revision ID: 0002
 Revises: 0001
@@ -20,9 +21,21 @@ def upgrade() -> None:
     with op.batch_alter_table("batches", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_batches_received_at"))
     op.drop_table("batches")
+    with op.batch_alter_table("results", schema=None) as batch_op:
+        batch_op.drop_constraint("uq_results_host_id_produced_at_result_uid", type_="unique")
+        batch_op.create_unique_constraint(
+            batch_op.f("uq_results_produced_at_host_id_result_uid"),
+            ["produced_at", "host_id", "result_uid"],
+        )
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("results", schema=None) as batch_op:
+        batch_op.drop_constraint("uq_results_produced_at_host_id_result_uid", type_="unique")
+        batch_op.create_unique_constraint(
+            batch_op.f("uq_results_host_id_produced_at_result_uid"),
+            ["host_id", "produced_at", "result_uid"],
+        )
     # The table comes back empty: a resend of a batch stored before the downgrade is
     # still recognised by its results' keys, which the results table keeps.
     op.create_table(
