@@ -11,7 +11,8 @@ pytestmark = pytest.mark.benchmark
 
 def test_ingest_harness_measures_both_servers() -> None:
     report = bench_ingest.main(
-        ["--duration", "1", "--warmup", "0.3", "--rate", "40", "--hosts", "2", "--connections", "2"]
+        ["--rounds", "1", "--duration", "1", "--warmup", "0.3", "--rate", "40", "--hosts", "2",
+         "--connections", "2"]
     )
     for server in ("collector", "bare_fastapi"):
         for mode in ("closed", "open"):

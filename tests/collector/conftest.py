@@ -6,6 +6,7 @@ this session starts from the installed binaries; a missing PostgreSQL fails, nev
 
 from __future__ import annotations
 
+import asyncio
 import sys
 import time
 import uuid
@@ -132,6 +133,17 @@ class AppClient:
 
     def post(self, url: str, **kwargs: Any) -> httpx.Response:
         return self.request("POST", url, **kwargs)
+
+    def post_many(self, requests: list[tuple[str, Any, dict[str, str]]]) -> list[httpx.Response]:
+        """POST (url, json, headers) requests all at once; the answers in the same order."""
+
+        async def send_all() -> list[httpx.Response]:
+            return list(await asyncio.gather(*[
+                self._client.post(url, json=body, headers=headers)
+                for url, body, headers in requests
+            ]))
+
+        return self.portal.call(send_all)
 
     def close(self) -> None:
         self.portal.call(self._client.aclose)

@@ -4,10 +4,14 @@ SIGKILL while results wait in its spool."""
 
 from __future__ import annotations
 
+import json
+import os
+import signal
 import sqlite3
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 
 from agent.spool import peek_stats
@@ -105,3 +109,97 @@ def test_every_result_is_stored_exactly_once_across_outages_and_kills(tmp_path: 
     assert produced > waiting >= 20
     assert collector.starts == 3
     print(f"produced {produced}, spooled at the agent kill {waiting}, stored {len(stored)}")
+
+
+def test_the_store_process_killed_again_and_again_loses_and_doubles_nothing(
+    tmp_path: Path,
+) -> None:
+    collector = Collector(tmp_path)
+    token = collector.enroll("e2e", HOST)
+    collector.start()
+    config = _agent_config(tmp_path, collector, token)
+    spool_dir = tmp_path / "state" / "spool"
+    agent = Proc(agent_command("run", "--config", str(config)), tmp_path / "agent.log").start()
+    killed: list[int] = []
+    try:
+        wait_until(lambda: collector.get(f"/api/v1/hosts/{HOST}").status_code == 200, 30,
+                   f"the agent's first push\n{agent.tail()}")
+        for _ in range(3):
+            time.sleep(1.0)
+            pid = collector.store_pid()
+            assert pid is not None and pid not in killed
+            os.kill(pid, signal.SIGKILL)
+            killed.append(pid)
+            wait_until(lambda: collector.store_pid() not in (None, *killed), 30,
+                       f"a new store process\n{collector.proc.tail() if collector.proc else ''}")
+        time.sleep(1.0)
+        assert agent.stop() == 0, agent.tail()
+        stats = peek_stats(spool_dir)
+        wait_until(lambda: (peek_stats(spool_dir) or stats).depth == 0, 30, "the spool to drain")
+        assert collector.proc is not None and collector.proc.alive()
+    finally:
+        agent.kill()
+        collector.stop()
+
+    stats = peek_stats(spool_dir)
+    assert stats is not None and stats.dropped_total == 0
+    stored = _stored(tmp_path / "collector.db")
+    assert [(seq, n) for seq, n in stored if n != 1] == []
+    assert sorted(seq for seq, _ in stored) == list(range(1, stats.produced_total + 1))
+    assert collector.starts == 1 and len(killed) == 3
+    log = (tmp_path / "collector.log").read_text()
+    assert log.count("the store process exited") == 3
+
+
+def test_a_graceful_stop_keeps_every_push_it_answered(tmp_path: Path) -> None:
+    """SIGTERM under load: every push answered 202 is in the store afterwards."""
+    import asyncio
+
+    from tests.benchmarks.loadgen import batch_body
+
+    collector = Collector(tmp_path)
+    hosts = [(f"load{i}.example.net", collector.enroll("e2e", f"load{i}.example.net"))
+             for i in range(8)]
+    collector.start()
+    answered: list[list[str]] = []
+    refused: list[int] = []
+
+    async def worker(fqdn: str, token: str) -> None:
+        async with httpx.AsyncClient(base_url=collector.url, timeout=30) as client:
+            while True:
+                body = batch_body(fqdn, 4, time.time())
+                try:
+                    resp = await client.post("/api/v1/results", content=body, headers={
+                        "Authorization": f"Bearer {token}",
+                        "Content-Type": "application/json"})
+                except httpx.HTTPError:
+                    return  # the collector has gone
+                if resp.status_code == 202:
+                    answered.append([r["id"] for r in json.loads(body)["results"]])
+                else:
+                    refused.append(resp.status_code)
+
+    async def load() -> None:
+        tasks = [asyncio.create_task(worker(fqdn, token))
+                 for fqdn, token in hosts for _ in range(8)]
+        await asyncio.sleep(2.0)
+        assert collector.proc is not None
+        collector.proc.popen.send_signal(signal.SIGTERM)  # type: ignore[union-attr]
+        await asyncio.wait_for(asyncio.gather(*tasks), 60)
+
+    try:
+        asyncio.run(load())
+        assert collector.proc is not None and collector.proc.popen is not None
+        # uvicorn re-raises the signal once it has shut down cleanly
+        assert collector.proc.popen.wait(30) in (0, -signal.SIGTERM), collector.proc.tail()
+        assert "Application shutdown complete" in collector.proc.tail()
+    finally:
+        collector.stop()
+    with sqlite3.connect(tmp_path / "collector.db") as db:
+        stored = {uid for (uid,) in db.execute("SELECT result_uid FROM results")}
+    acknowledged = {uid for ids in answered for uid in ids}
+    assert len(answered) > 200, "the load was not real"
+    assert acknowledged - stored == set(), "a push answered 202 was not stored"
+    assert set(refused) <= {503}, refused
+    print(f"{len(answered)} pushes answered 202 before the stop; all {len(acknowledged)} "
+          f"results stored; {len(refused)} refused while shutting down")

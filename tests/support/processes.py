@@ -145,6 +145,15 @@ class Collector:
     def get(self, path: str) -> httpx.Response:
         return httpx.get(f"{self.url}{path}", timeout=5)
 
+    def store_pid(self) -> int | None:
+        """The pid of the collector's store process (its only child), if one runs."""
+        import psutil
+
+        if self.proc is None or not self.proc.alive():
+            return None
+        children = psutil.Process(self.proc.pid).children()
+        return children[0].pid if children else None
+
 
 def kill_tree_on_exit(procs: list[Proc]) -> None:
     """Last-resort cleanup: SIGKILL whatever is still running."""
