@@ -21,7 +21,11 @@ from checks.result import CheckResult
 # Lazy on purpose: an agent that runs only `disk` never imports the DNS or MySQL code.
 CHECK_TYPES: Mapping[str, str] = {
     "agent": "checks.agent:AgentCheck",
+    "backup": "checks.backup:BackupCheck",
     "disk": "checks.disk:DiskCheck",
+    "dns": "checks.dns:DnsCheck",
+    "logrotate": "checks.logrotate:LogrotateCheck",
+    "ntp": "checks.ntp:NtpCheck",
 }
 
 
