@@ -1,4 +1,4 @@
-"""Tables for stored batches and results, and the wire schema of a push (docs/protocol.md)."""
+"""The results table and the wire schema of a push (docs/protocol.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Retention: delete results (and their batch ids) older than ``ingest.result_retention``."""
+"""Retention: delete results older than ``ingest.result_retention``."""
 
 from __future__ import annotations
 
