@@ -99,7 +99,10 @@ class ProcessWriter:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._restart
         if self._waiting:
-            await asyncio.wait(list(self._waiting.values()))
+            _, late = await asyncio.wait(list(self._waiting.values()), timeout=STOP_TIMEOUT)
+            if late:
+                log.error("%d pushes still not answered after %gs; stopping the store anyway",
+                          len(late), STOP_TIMEOUT)
         proc, self._proc = self._proc, None
         if proc is None:
             return
@@ -173,6 +176,10 @@ class ProcessWriter:
                         answer(future, outcome)
         except asyncio.IncompleteReadError:
             pass  # the child exited: closed by stop(), or died
+        except Exception:  # an answer that cannot be read: the child is not to be trusted
+            log.exception("unreadable answer from the store process %d; stopping it", proc.pid)
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
         if self._proc is proc:  # died while in service
             self._proc = None
             code = await proc.wait()

@@ -109,3 +109,32 @@ def _sample(text: str, name: str) -> float:
         if line.startswith(name + " "):
             return float(line.split()[1])
     raise AssertionError(f"{name} not in /metrics")
+
+
+def test_an_unreadable_answer_replaces_the_store_process(
+    settings, enroll_host, start_collector, make_batch, result, monkeypatch
+):
+    import collector.ingest.storeproc as storeproc
+
+    token = enroll_host(settings, "db1.example.net")
+    client = start_collector(settings)
+    writer = client.app.state.runtime.writer
+    real_read = storeproc._read
+    broken: list[bool] = []
+
+    async def read_once_broken(stream):  # the next answer arrives garbled
+        if not broken:
+            broken.append(True)
+            raise ValueError("garbled frame")
+        return await real_read(stream)
+
+    monkeypatch.setattr(storeproc, "_read", read_once_broken)
+    old_pid = writer.pid
+
+    def push() -> int:
+        return client.post("/api/v1/results", json=make_batch("db1.example.net", [result()]),
+                           headers=auth(token)).status_code
+
+    assert push() in (202, 503)  # answered before or after the reader broke; never hangs
+    wait_until(lambda: push() == 202 and writer.pid not in (None, old_pid), 20,
+               "a new store process after an unreadable answer")
