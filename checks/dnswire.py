@@ -261,7 +261,9 @@ class Answer:
         return rcode_name(self.rcode)
 
 
-def answer_values(message: Message, qname: str, qtype: int) -> tuple[tuple[str, ...], tuple[str, ...]]:
+def answer_values(
+    message: Message, qname: str, qtype: int
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """Values of type ``qtype`` for ``qname`` after its CNAME chain, and the chain itself."""
     owner = normalise(qname)
     chain: list[str] = []
@@ -433,6 +435,17 @@ def _recv_exactly(sock: socket.socket, size: int, deadline: float) -> bytes:
 def reverse_name(address: str) -> str:
     """``10.2.0.192.in-addr.arpa`` for 192.0.2.10; the ip6.arpa nibble name for IPv6."""
     return ipaddress.ip_address(address.split("%", 1)[0]).reverse_pointer
+
+
+def is_loopback(address: str) -> bool:
+    """127.0.0.0/8 or ::1."""
+    return ipaddress.ip_address(address.split("%", 1)[0]).is_loopback
+
+
+def is_host_address(address: str) -> bool:
+    """An address a host is known by: not loopback, link-local, unspecified or multicast."""
+    ip = ipaddress.ip_address(address.split("%", 1)[0])
+    return not (ip.is_loopback or ip.is_link_local or ip.is_unspecified or ip.is_multicast)
 
 
 def canonical_address(address: str) -> str:
