@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import fnmatch
 import glob
+import json
 import os
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
+from pathlib import Path
 from typing import Any, ClassVar
 
 from checks.config import Bytes, ConfigError, Seconds
@@ -96,6 +98,7 @@ class RotatedFile:
     mtime: float
     size: int
     compressed: bool
+    inode: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +115,16 @@ class LogFacts:
     """Newest first (by mtime, then by rotation number)."""
     state_time: float | None = None
     error: str = ""
+    previous: Seen | None = None
+    """What the previous run of this check saw of the log (from its small history)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Seen:
+    """The newest rotated file of a log at one run of the check."""
+
+    at: float
+    inode: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -282,8 +295,10 @@ def evaluate_log(
     contradicted = (
         verifiable
         and state is not None
+        and newest is not None
         and evidence is not None
         and state - evidence > warn_age
+        and not _new_rotated_since(log.previous, newest, state)
     )
     if contradicted and state is not None and evidence is not None:
         reasons.append((
@@ -345,6 +360,17 @@ def evaluate_log(
     details["problems"] = [r[2] for r in reasons]
     summary = first[2] if len(reasons) == 1 else f"{first[2]} (+{len(reasons) - 1} more)"
     return CheckResult(check, log.path, status, summary[:200], tuple(metrics), details)
+
+
+def _new_rotated_since(previous: Seen | None, newest: RotatedFile, state: float) -> bool:
+    """A rotated file appeared after the previous run and before the claimed rotation.
+
+    A quiet log rotated after logrotate was down keeps its old mtime in the rotated file;
+    a new inode since the previous look is the proof that the rotation did happen.
+    """
+    # The state file has whole seconds: a look in the same second still came before.
+    return (previous is not None and previous.at < state + 1.0
+            and previous.inode != newest.inode)
 
 
 def _ok_summary(log: LogFacts, now: float, last_rotation: float | None) -> str:
@@ -505,8 +531,8 @@ def collect_log(
         except OSError:
             continue
         is_compressed = compressed or name.endswith(compressed_ext)
-        rotated.append((-rst.st_mtime, number, RotatedFile(full, rst.st_mtime, rst.st_size,
-                                                           is_compressed)))
+        rotated.append((-rst.st_mtime, number, RotatedFile(
+            full, rst.st_mtime, rst.st_size, is_compressed, rst.st_ino)))
     rotated.sort(key=lambda item: (item[0], item[1]))
     return LogFacts(
         path, pattern, settings, exists=True, size=st.st_size, mtime=st.st_mtime,
@@ -581,7 +607,7 @@ def _fnmatch(path: str, pattern: str) -> bool:
     return fnmatch.fnmatchcase(path, pattern)
 
 
-def collect(config: LogrotateConfig) -> Facts:
+def collect(config: LogrotateConfig, history: dict[str, Seen] | None = None) -> Facts:
     """Read the configuration, the state file and the disk; no judgement."""
     if not os.path.exists(config.config_file):
         state, _ = read_state(config.state_file)
@@ -600,6 +626,8 @@ def collect(config: LogrotateConfig) -> Facts:
     covered_bases: set[tuple[str, str]] = set()
     for block in parsed.blocks:
         logs.extend(_collect_block(block, entries, index, taken, covered_bases))
+    if history:
+        logs = [replace(lg, previous=history.get(lg.path)) for lg in logs]
     uncovered, note = walk_uncovered(config, taken, covered_bases)
     return Facts(logs, state, uncovered, parsed.problems, note)
 
@@ -637,8 +665,33 @@ class LogrotateCheck:
     def __init__(self, config: LogrotateConfig, context: CheckContext) -> None:
         self.config = config
         self.context = context
+        safe_name = re.sub(r"[^A-Za-z0-9_.-]", "_", context.name)
+        self.history_path = context.state_dir / f"logrotate-{safe_name}.json"
 
     def run(self) -> list[CheckResult]:
         """Gather the facts and judge them at the context's clock."""
-        facts = collect(self.config)
-        return evaluate(self.config, facts, self.context.clock(), check=self.context.name)
+        now = self.context.clock()
+        facts = collect(self.config, load_seen(self.history_path))
+        save_seen(self.history_path, facts.logs, now)
+        return evaluate(self.config, facts, now, check=self.context.name)
+
+
+def load_seen(path: Path) -> dict[str, Seen]:
+    """The previous run's newest rotated file per log; empty when absent or unreadable."""
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+        return {log: Seen(float(at), int(inode)) for log, (at, inode) in raw.items()}
+    except (OSError, ValueError, TypeError, AttributeError):
+        return {}
+
+
+def save_seen(path: Path, logs: Sequence[LogFacts], now: float) -> None:
+    """Remember this run's newest rotated file per log (best effort: it only helps)."""
+    seen = {lg.path: [now, lg.rotated[0].inode] for lg in logs if lg.rotated}
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(seen), encoding="utf-8")
+        tmp.replace(path)
+    except OSError:
+        pass

@@ -155,7 +155,7 @@ def build(name: str, workdir: Path, now: float, check_name: str = "logrotate") -
         log, conf, state, runs = _rotate_once(workdir, now, "compress")
         write_lines(log, 50, "after")
         # logrotate stopped running 5 days ago: every file and the state file are that old.
-        age_files([p for p in logs.iterdir()], 5 * DAY)
+        age_files(list(logs.iterdir()), 5 * DAY)
         write_state(state, {log: now - 5 * DAY}, mtime=now - 5 * DAY)
         expected = Status.CRITICAL
         describe = "logrotate has not run for 5 days (daily log)"
@@ -169,7 +169,7 @@ def build(name: str, workdir: Path, now: float, check_name: str = "logrotate") -
     elif name == "failed_rotation":
         log, conf, state, runs = _rotate_once(workdir, now, "compress")
         write_lines(log, 500, "after")
-        age_files([p for p in logs.iterdir()], 3 * DAY)
+        age_files(list(logs.iterdir()), 3 * DAY)
         write_state(state, {log: now - 3 * DAY}, mtime=now - 3 * DAY)
         # A failing prerotate script: logrotate exits 1, leaves the log in place, and
         # still writes today's date into its state file.
