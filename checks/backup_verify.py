@@ -370,7 +370,8 @@ class Verification:
                                              f"{self.offset} of {self.size} bytes verified",
                                              self.offset, self.size)
                         return progress, spent
-                    chunk = source.read(READ_CHUNK)
+                    # At least a few bytes, so the magic number is seen whole.
+                    chunk = source.read(max(64, min(READ_CHUNK, budget.bytes_left - spent)))
                     if not chunk:
                         break
                     if self._decoder is None:
