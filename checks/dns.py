@@ -316,7 +316,7 @@ def judge_forward(facts: NameFacts, config: DnsConfig) -> list[Problem]:
         family = "AAAA" if ":" in route else "A"
         if any(o.qtype == family for o in facts.forward):
             return [Problem(Condition.MISMATCH, status,
-                            f"{name} resolves to {_list(got)}, not this host's {route} "
+                            f"{name} -> {_list(got)}, not the host's {route} "
                             f"at {resolver}")]
     return []
 
