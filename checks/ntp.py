@@ -109,8 +109,9 @@ class NtpConfig:
             raise ConfigError("query_timeout", "must be more than 0 seconds")
         if self.command_timeout <= 0:
             raise ConfigError("command_timeout", "must be more than 0 seconds")
-        if self.falseticker_mad_factor <= 0:
-            raise ConfigError("falseticker_mad_factor", "must be more than 0")
+        if self.falseticker_mad_factor < 1:
+            # Below 1, more than half of the answers could be rejected as false tickers.
+            raise ConfigError("falseticker_mad_factor", "must be at least 1")
         if not self.chronyc.strip():
             raise ConfigError("chronyc", "must name a program")
         if not self.ntpq.strip():
@@ -688,10 +689,10 @@ class NtpCheck:
                                       name=f"ntp {server.label}", daemon=True)
             thread.start()
             threads.append(thread)
-        local = self.read_local() if self.config.check_local else None
         # A name lookup is not covered by the socket timeout: stop waiting at the deadline
         # and leave a stuck thread behind (daemon) rather than overrun the run's timeout.
         deadline = time.monotonic() + timeout + 0.5
+        local = self.read_local() if self.config.check_local else None
         for thread in threads:
             thread.join(max(0.0, deadline - time.monotonic()))
         final = tuple(

@@ -388,7 +388,7 @@ def test_parse_server(text: str, host: str, port: int) -> None:
         ({"offset_warn": 0}, "offset_warn"),
         ({"query_timeout": 0}, "query_timeout"),
         ({"command_timeout": 0}, "command_timeout"),
-        ({"falseticker_mad_factor": 0}, "falseticker_mad_factor"),
+        ({"falseticker_mad_factor": 0.9}, "falseticker_mad_factor"),
         ({"check_local": False}, "check_local"),
         ({"unsynchronised_status": "unknown"}, "unsynchronised_status"),
         ({"servers": ["a"], "sever": 1}, "sever"),
