@@ -7,6 +7,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from checks.config import Seconds
 from checks.ntp import (
     LOCAL_TARGET,
     OFFSET_TARGET,
@@ -14,6 +15,7 @@ from checks.ntp import (
     KernelClock,
     NtpCheck,
     NtpConfig,
+    QueryFunction,
     Server,
     ServerReply,
 )
@@ -39,15 +41,16 @@ class FakeCommands:
 
 
 def make_check(tmp_path: Path, config: NtpConfig, *, timeout: float = 30.0,
-               query: object = None, commands: FakeCommands | None = None) -> NtpCheck:
+               query: QueryFunction | None = None, commands: FakeCommands | None = None
+               ) -> NtpCheck:
     context = CheckContext("ntp", tmp_path, timeout=timeout)
     commands = commands or FakeCommands(CommandOutput(0, TRACKING, ""))
 
     def default_query(server: Server, timeout: float) -> ServerReply:
         return ServerReply(server.label, 0.001, 0.002, 2)
 
-    return NtpCheck(config, context, query=query or default_query,  # type: ignore[arg-type]
-                    kernel=lambda: SYNCED, run=commands)
+    return NtpCheck(config, context, query=query or default_query, kernel=lambda: SYNCED,
+                    run=commands)
 
 
 def test_servers_are_asked_at_once(tmp_path: Path) -> None:
@@ -95,7 +98,7 @@ def test_a_query_that_raises_is_that_server_s_warning(tmp_path: Path) -> None:
 def test_chronyc_is_called_with_socket_numeric_csv_and_a_bounded_timeout(tmp_path: Path) -> None:
     commands = FakeCommands(CommandOutput(0, TRACKING, ""))
     config = NtpConfig(chronyc="/bin/true", chronyc_socket="/tmp/x.sock", ntpq="/bin/true",
-                       command_timeout=10)  # type: ignore[arg-type]
+                       command_timeout=Seconds(10))
     results = make_check(tmp_path, config, timeout=10, commands=commands).run()
     argv, timeout = commands.calls[0]
     assert argv == ["/bin/true", "-h", "/tmp/x.sock", "-n", "-c", "tracking"]

@@ -11,12 +11,12 @@ fails, naming the Debian package.
 from __future__ import annotations
 
 import time
-import tomllib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
+from agent.config import load_config
 from checks.config import build
 from checks.ntp import (
     LOCAL_TARGET,
@@ -204,14 +204,16 @@ def test_scenario_builders(tmp_path: Path, kind: str) -> None:
     except ChronyUnavailable as err:
         pytest.fail(str(err))
     try:
-        table = tomllib.loads(scenario.toml)["checks"]["ntp"]
-        assert table.pop("type") == "ntp"
-        timeout = float(table.pop("timeout").rstrip("s"))
-        table.pop("interval")
-        results = run_check(tmp_path, table, timeout=timeout)
-        assert worst(r.status for r in results.values()) is scenario.expected, [
-            r.plugin_line() for r in results.values()
+        # Through the agent's own config loader, as the end-to-end test will use it.
+        path = tmp_path / "agent.toml"
+        path.write_text(f'[agent]\nstate_dir = "{tmp_path / "state"}"\n\n{scenario.toml}')
+        (spec,) = [c for c in load_config(path).checks if c.name == "ntp"]
+        context = CheckContext(name=spec.name, state_dir=tmp_path, timeout=spec.timeout)
+        results = spec.check_class(spec.config, context).run()
+        assert worst(r.status for r in results) is scenario.expected, [
+            r.plugin_line() for r in results
         ]
-        assert LOCAL_TARGET not in results
+        assert LOCAL_TARGET not in {r.target for r in results}
+        assert {r.target for r in results} == {*scenario.servers, OFFSET_TARGET}
     finally:
         scenario.stop()
