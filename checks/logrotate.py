@@ -641,7 +641,8 @@ def _collect_block(
 ) -> list[LogFacts]:
     found = []
     for pattern in block.patterns:
-        for path in expand_pattern(pattern):
+        matches = expand_pattern(pattern)
+        for path in matches:
             path = os.path.abspath(path)
             if path in taken:
                 continue  # logrotate refuses a log named by two blocks; the first counts
@@ -650,7 +651,7 @@ def _collect_block(
             covered_bases.add((os.path.dirname(path), base))
             covered_bases.add((olddir_of(path, block.settings), base))
             found.append(collect_log(path, pattern, block.settings, entries, index))
-        if glob.has_magic(pattern) and not any(lg.pattern == pattern for lg in found):
+        if not matches:
             # A glob matching nothing is a missing log to logrotate, judged like one.
             found.append(LogFacts(pattern, pattern, block.settings, exists=False))
     return found

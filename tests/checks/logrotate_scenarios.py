@@ -13,6 +13,7 @@ itself stamps with the real time, and the scenario moves times back relative to 
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -129,12 +130,13 @@ def _rotate_once(
 
 
 def _toml(check_name: str, conf: Path, state: Path, watch: Path) -> str:
+    # JSON string escapes are valid TOML basic strings, whatever the temp path holds.
     return (
         f"[checks.{check_name}]\n"
         'type = "logrotate"\n'
-        f'config_file = "{conf}"\n'
-        f'state_file = "{state}"\n'
-        f'watch_dirs = ["{watch}"]\n'
+        f"config_file = {json.dumps(str(conf))}\n"
+        f"state_file = {json.dumps(str(state))}\n"
+        f"watch_dirs = [{json.dumps(str(watch))}]\n"
         'uncovered_min_size = "1MiB"\n'
     )
 
