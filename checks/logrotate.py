@@ -38,6 +38,7 @@ from checks.result import CheckResult, Metric, Status, unknown, worst
 MiB = 1024 * 1024
 DEFAULT_STATE_FILES = ("/var/lib/logrotate/status", "/var/lib/logrotate/logrotate.status")
 MAX_SLACK = 12 * 3600.0
+MAX_PROBLEMS = 10
 
 
 @dataclass(frozen=True)
@@ -186,10 +187,18 @@ def evaluate(
     if facts.config_error:
         return [unknown(check, config.config_file, facts.config_error)]
     results = [evaluate_state(config, facts.state, facts.logs, now, check=check)]
+    shown = facts.problems[:MAX_PROBLEMS]
     results.extend(
         unknown(check, p.source, f"logrotate config: {p.message}", source=p.source)
-        for p in facts.problems
+        for p in shown
     )
+    if len(facts.problems) > len(shown):
+        rest = facts.problems[len(shown):]
+        results.append(unknown(
+            check, config.config_file,
+            f"logrotate config: {len(rest)} more problems, first at {rest[0].source}",
+            problems=[f"{p.source}: {p.message}" for p in rest[:20]],
+        ))
     by_pattern: dict[str, list[CheckResult]] = {}
     for log in facts.logs:
         by_pattern.setdefault(log.pattern, []).append(evaluate_log(config, log, now, check=check))

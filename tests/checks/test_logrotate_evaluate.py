@@ -22,7 +22,7 @@ from checks.logrotate import (
     slack_for,
     state_limits,
 )
-from checks.logrotate_conf import DAY, HOUR, LogSettings
+from checks.logrotate_conf import DAY, HOUR, ConfigProblem, LogSettings
 from checks.result import CheckResult, Status
 
 NOW = 1_800_000_000.0
@@ -296,6 +296,19 @@ def test_evaluate_caps_results_per_pattern() -> None:
     assert per_pattern[-1].status is Status.OK
     assert per_pattern[-1].details["counts"] == {"ok": 96}
     assert len(results) == 1 + 5 + 1
+
+
+def test_config_problems_are_unknown_and_bounded() -> None:
+    problems = [ConfigProblem(f"/etc/logrotate.d/app:{i}", "bad size 'x'") for i in range(25)]
+    facts = Facts([log(rotated_files=fresh(HOUR), state_age=HOUR)], StateFacts(STATE, NOW),
+                  problems=problems)
+    results = evaluate(LogrotateConfig(), facts, NOW, check="lr")
+    unknowns = [r for r in results if r.status is Status.UNKNOWN]
+    assert len(unknowns) == 11
+    assert unknowns[0].target == "/etc/logrotate.d/app:0"
+    assert unknowns[-1].summary == (
+        "logrotate config: 15 more problems, first at /etc/logrotate.d/app:10")
+    assert {r.target: r.status for r in results}[LOG] is Status.OK  # the rest still judged
 
 
 def test_config_error_is_one_unknown() -> None:
