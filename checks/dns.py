@@ -661,6 +661,7 @@ class DnsCheck:
         if not targets:
             return [unknown(check, "", why)]
         deadline = time.monotonic() + self.budget
+        grace = 0.1 * self.context.timeout
         runs = []
         for text in resolvers:
             host, port = parse_resolver(text)
@@ -678,9 +679,10 @@ class DnsCheck:
         facts: list[NameFacts] = []
         results_unfinished: list[CheckResult] = []
         for run in runs:
-            # Every query has its own deadline inside the budget; the grace covers the
-            # thread's bookkeeping after the last one.
-            run.done.wait(max(0.0, deadline - time.monotonic()) + 1.0)
+            # Every query has its own deadline inside the budget; the grace (a tenth of
+            # the run's timeout) covers the bookkeeping after the last one and keeps the
+            # whole run inside the runner's timeout.
+            run.done.wait(max(0.0, deadline + grace - time.monotonic()))
             if run.done.is_set():
                 facts.extend(run.facts)
             else:
