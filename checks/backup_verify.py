@@ -156,6 +156,27 @@ class _Decompressor(_Decoder):
             raise _Broken(Verdict.TRUNCATED, f"the {self.name} stream ends before its end marker")
 
 
+# What a file's name promises; content that breaks the promise is corrupt (a backup script
+# that wrote "mysqldump: Got error: 1045" into db.sql.gz made a non-empty, useless file).
+_NAME_COMPRESSION = {".gz": "gzip", ".tgz": "gzip", ".xz": "xz", ".txz": "xz", ".bz2": "bzip2",
+                     ".tbz2": "bzip2", ".tbz": "bzip2"}
+_TAR_SUFFIXES = (".tar", ".tgz", ".txz", ".tbz2", ".tbz")
+
+
+def expected_by_name(name: str) -> tuple[str | None, bool]:
+    """The compression (or None) and whether a tar archive is promised by a file name."""
+    lower = name.lower()
+    compression = next((c for s, c in _NAME_COMPRESSION.items() if lower.endswith(s)), None)
+    stem = lower.rsplit(".", 1)[0] if compression else lower
+    tar = lower.endswith(_TAR_SUFFIXES) or stem.endswith(".tar")
+    return compression, tar
+
+
+def _preview(data: bytes) -> str:
+    text = data[:48].decode("ascii", "replace").splitlines()
+    return repr(text[0] if text else "")
+
+
 def _decoder_for(magic: bytes) -> _Decoder:
     if magic.startswith(b"\x1f\x8b"):
         import zlib
@@ -331,6 +352,7 @@ class Verification:
 
     def __init__(self, path: str, size: int, fingerprint: tuple[int, ...], dump: DumpKind):
         self.path = path
+        self.expected_compression, self.expected_tar = expected_by_name(path)
         self.size = size
         self.fingerprint = fingerprint
         self.offset = 0
@@ -377,6 +399,10 @@ class Verification:
                         break
                     if self._decoder is None:
                         self._decoder = _decoder_for(chunk[:8])
+                        wanted = self.expected_compression
+                        if wanted is not None and self._decoder.name != wanted:
+                            raise _Broken(Verdict.CORRUPT,
+                                          f"not {wanted} data (starts with {_preview(chunk)})")
                     self.offset += len(chunk)
                     spent += len(chunk)
                     for piece in self._decoder.push(chunk):
@@ -395,6 +421,8 @@ class Verification:
                 return self._done(Verdict.NOT_CHECKED, "empty file"), spent
             self._decoder.finish()
             self._content.finish()
+            if self.expected_tar and self._content.tar is None:
+                raise _Broken(Verdict.CORRUPT, "not a tar archive")
         except _Broken as broken:
             return self._done(broken.verdict, broken.message), spent
         except OSError as err:

@@ -426,3 +426,24 @@ def test_each_scenario_gives_its_expected_status(tmp_path: Path, kind: str) -> N
 def test_the_verification_budget_fits_inside_the_run_timeout() -> None:
     assert make_check([a_set(Path("/b"))], timeout=5.0).verify_time_budget == 3.0
     assert make_check([a_set(Path("/b"))], timeout=60.0).verify_time_budget == 10.0
+
+
+def test_an_error_message_saved_as_the_dump_is_corrupt(tmp_path: Path) -> None:
+    # `mysqldump ... | gzip > db.sql.gz` with gzip missing from PATH, or a script that
+    # redirected stderr into the backup: a non-empty file that restores nothing.
+    daily_series(tmp_path, NOW, [ROWS] * 3)
+    newest = tmp_path / "db-2026-11-13.sql.gz"
+    newest.write_bytes(b"mysqldump: Got error: 1045: Access denied for user 'backup'\n")
+    set_age(newest, NOW, HOUR)
+    result = run_one(tmp_path)
+    assert (result.status, result.details["condition"]) == (Status.CRITICAL, "corrupt")
+    assert integrity(result)["detail"].startswith(
+        "not gzip data (starts with 'mysqldump: Got error: 1045: Access denied")
+
+
+def test_a_tar_name_with_other_content_is_corrupt(tmp_path: Path) -> None:
+    path = write_dump(tmp_path / "files.tar", ROWS, seed=1, compressor="gzip")
+    set_age(path, NOW, HOUR)
+    result = run_one(tmp_path, "files.tar.gz")
+    assert (result.status, result.details["condition"]) == (Status.CRITICAL, "corrupt")
+    assert integrity(result)["detail"] == "not a tar archive"
