@@ -230,7 +230,8 @@ def list_set(backup_set: BackupSet, now: float) -> SetFacts:
                     if name_time is None:
                         undated.append(entry.name)
                         continue
-                if now - st.st_mtime < backup_set.settle:
+                # abs(): a file written over NFS by a host whose clock runs ahead.
+                if abs(now - st.st_mtime) < backup_set.settle:
                     being_written.append(entry.name)
                     continue
                 files.append(BackupFile(entry.name, st.st_size, st.st_mtime, name_time))

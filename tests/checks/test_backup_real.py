@@ -447,3 +447,13 @@ def test_a_tar_name_with_other_content_is_corrupt(tmp_path: Path) -> None:
     result = run_one(tmp_path, "files.tar.gz")
     assert (result.status, result.details["condition"]) == (Status.CRITICAL, "corrupt")
     assert integrity(result)["detail"] == "not a tar archive"
+
+
+def test_a_backup_dated_in_the_future_is_judged_not_left_aside(tmp_path: Path) -> None:
+    files = daily_series(tmp_path, NOW, [ROWS] * 3)
+    set_age(files[-1], NOW, -2 * HOUR)  # made by a host whose clock is two hours ahead
+    result = run_one(tmp_path)
+    assert result.details["newest"] == files[-1].name
+    assert "being_written" not in result.details
+    assert result.status is Status.OK
+    assert next(m.value for m in result.metrics if m.name == "age_seconds") == 0
