@@ -297,12 +297,14 @@ def judge_forward(facts: NameFacts, config: DnsConfig) -> list[Problem]:
         problem = _query_problem(outcome, f"{name} {outcome.qtype}", resolver, status, facts)
         if problem is not None:
             problems.append(problem)
-    if any(o.answered and o.rcode == "NXDOMAIN" for o in facts.forward):
+    got = forward_addresses(facts.forward)
+    # Some servers (dnsmasq among them) say NXDOMAIN for the AAAA of a name that has only
+    # an A record; the name exists, and a client asking for both still gets its address.
+    if not got and any(o.answered and o.rcode == "NXDOMAIN" for o in facts.forward):
         problems.append(Problem(Condition.NXDOMAIN, status,
                                 f"{name} does not exist (NXDOMAIN) at {resolver}"))
     if problems:
         return problems
-    got = forward_addresses(facts.forward)
     types = "/".join(o.qtype for o in facts.forward)
     if not got:
         text = f"{name} has no {types} record at {resolver}"
@@ -326,7 +328,7 @@ def judge_reverse(facts: NameFacts, config: DnsConfig) -> list[Problem]:
     status = _level(config.reverse_failure)
     resolver, name = facts.resolver, facts.name
     forward_ok = bool(facts.forward) and all(
-        o.answered and o.rcode == "NOERROR" for o in facts.forward
+        o.answered and o.rcode in ("NOERROR", "NXDOMAIN") for o in facts.forward
     )
     answered = set(forward_addresses(facts.forward))
     problems = []

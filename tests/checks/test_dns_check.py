@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -68,7 +69,7 @@ def resolvers() -> Iterator[ScriptedResolvers]:
     scripted.release.set()
 
 
-def make_check(tmp_path: Path, scripted: ScriptedResolvers, table: dict[str, object], *,
+def make_check(tmp_path: Path, scripted: ScriptedResolvers, table: Mapping[str, Any], *,
                timeout: float = 5.0, fqdn: str = "web1.example.net",
                resolv_conf: str | None = None, route: str | None = None) -> DnsCheck:
     conf = tmp_path / "resolv.conf"

@@ -88,6 +88,8 @@ CASES = [
          Status.CRITICAL, "nxdomain", summary=f"{NAME} does not exist (NXDOMAIN) at {R}"),
     Case("NXDOMAIN as warning", facts((fwd("A", rcode="NXDOMAIN"),), ()), Status.WARNING,
          "nxdomain", DnsConfig(forward_failure="warning")),
+    Case("AAAA NXDOMAIN beside an A answer (dnsmasq does this)",
+         facts((fwd("A", ADDR), fwd("AAAA", rcode="NXDOMAIN"))), Status.OK, "ok"),
     Case("no A nor AAAA (NODATA)", facts((fwd("A"), fwd("AAAA")), ()), Status.CRITICAL,
          "no_address", summary=f"{NAME} has no A/AAAA record at {R}"),
     Case("only AAAA answers", facts((fwd("A"), fwd("AAAA", "2001:db8::10")), (),

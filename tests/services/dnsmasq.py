@@ -13,7 +13,7 @@ import socket
 import struct
 import subprocess
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -76,11 +76,12 @@ class Dnsmasq:
                 self.process.wait(10)
 
 
-def find_dnsmasq() -> str:
+def find_dnsmasq(
+    which: Callable[[str], str | None] = shutil.which,
+    fallback: Path = Path("/usr/sbin/dnsmasq"),
+) -> str:
     """The dnsmasq binary, or DnsmasqUnavailable naming the package to install."""
-    path = shutil.which("dnsmasq") or (
-        "/usr/sbin/dnsmasq" if Path("/usr/sbin/dnsmasq").exists() else None
-    )
+    path = which("dnsmasq") or (str(fallback) if fallback.exists() else None)
     if path is None:
         raise DnsmasqUnavailable("dnsmasq not found; install the Debian package 'dnsmasq-base'")
     return path
