@@ -442,7 +442,7 @@ def _metrics(backup_set: BackupSet, age: float, newest: BackupFile, copies: int,
 
 def format_age(seconds: float) -> str:
     """An age for summaries, in hours up to three days so "26h" and "50h" read as set."""
-    if 7200 <= seconds < 72 * 3600:
+    if 3600 <= seconds < 72 * 3600:
         hours, rest = divmod(int(seconds), 3600)
         return f"{hours}h{rest // 60:02d}m" if rest >= 60 else f"{hours}h"
     return format_duration(seconds)

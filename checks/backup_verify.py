@@ -375,6 +375,9 @@ class Verification:
         tar = self._content.tar
         self.outcome = Integrity(verdict, self._format(), detail, self.offset, self.size,
                                  tar.members if tar is not None else None)
+        # Only the outcome is kept: an xz decoder holds its dictionary (8 MiB for xz -6).
+        self._decoder = None
+        self._content = _Content("none")
         return self.outcome
 
     def step(self, budget: Budget, *, monotonic: Callable[[], float] = time.monotonic,

@@ -192,7 +192,7 @@ def test_short_history_says_so() -> None:
         (series(SEVEN + [2 * 1024**3], newest_age=3 * HOUR), {"integrity": ok("gzip+tar")},
          "db-07.sql.gz 2.0 GiB, 3h old, 8 kept, gzip+tar verified"),
         (series([1000]), {"integrity": Integrity(Verdict.IN_PROGRESS, "xz", "", 250, 1000)},
-         "db-00.sql.gz 1000 B, 60m old, 1 kept, verifying (25 %)"),
+         "db-00.sql.gz 1000 B, 1h old, 1 kept, verifying (25 %)"),
     ],
 )
 def test_summaries(files: tuple[BackupFile, ...], extra: dict[str, Any], expected: str) -> None:
@@ -249,8 +249,8 @@ def test_evaluate_gives_one_result_per_set_in_config_order() -> None:
 
 @pytest.mark.parametrize(
     ("seconds", "text"),
-    [(90, "90s"), (45 * 60, "45m"), (26 * HOUR, "26h"), (50 * HOUR + 1800, "50h30m"),
-     (80 * HOUR, "3d")],
+    [(90, "90s"), (45 * 60, "45m"), (HOUR, "1h"), (5400, "1h30m"), (26 * HOUR, "26h"),
+     (50 * HOUR + 1800, "50h30m"), (72 * HOUR - 1, "71h59m"), (72 * HOUR, "3d")],
 )
 def test_format_age(seconds: float, text: str) -> None:
     assert format_age(seconds) == text
