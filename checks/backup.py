@@ -386,6 +386,9 @@ def _integrity_finding(integrity: Integrity, shown: str) -> _Finding | None:
     if verdict is Verdict.TRUNCATED:
         return _Finding(Status.CRITICAL, Condition.TRUNCATED,
                         f"backup {shown} is truncated ({integrity.format})")
+    if verdict is Verdict.EMPTY:
+        return _Finding(Status.CRITICAL, Condition.EMPTY,
+                        f"backup {shown} is empty inside ({integrity.detail})")
     if verdict is Verdict.NO_COMPLETION:
         tool = integrity.format.rsplit("+", 1)[-1]
         return _Finding(Status.CRITICAL, Condition.INCOMPLETE,

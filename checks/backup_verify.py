@@ -44,6 +44,8 @@ class Verdict(StrEnum):
     CORRUPT = "corrupt"
     TRUNCATED = "truncated"
     NO_COMPLETION = "no_completion"
+    EMPTY = "empty"
+    """A whole container with nothing in it: a gzip of 0 bytes, a tar of no entries."""
     IN_PROGRESS = "in_progress"
     UNREADABLE = "unreadable"
     NOT_CHECKED = "not_checked"
@@ -217,6 +219,8 @@ class _TarWalker:
 
     def __init__(self) -> None:
         self.members = 0
+        self.files = 0
+        """Entries other than directories."""
         self._skip = 0
         self._block = b""
         self._zero_blocks = 0
@@ -259,6 +263,7 @@ class _TarWalker:
         self._current = block[:100].split(b"\0", 1)[0].decode("utf-8", "replace")
         if kind not in _META_TYPES:
             self.members += 1
+            self.files += kind != ord("5")
         if kind not in _NO_DATA_TYPES:
             self._skip = -(-size // TAR_BLOCK) * TAR_BLOCK
 
@@ -423,9 +428,16 @@ class Verification:
             if self._decoder is None:
                 return self._done(Verdict.NOT_CHECKED, "empty file"), spent
             self._decoder.finish()
+            if self._decoder.name != "plain" and self._content.length == 0:
+                raise _Broken(Verdict.EMPTY, f"{self._decoder.name} of 0 bytes")
             self._content.finish()
             if self.expected_tar and self._content.tar is None:
+                content = self._content
+                if not (content.head + content.tail).strip(b"\0") and content.length >= 1024:
+                    raise _Broken(Verdict.EMPTY, "tar archive without files")  # end blocks only
                 raise _Broken(Verdict.CORRUPT, "not a tar archive")
+            if self._content.tar is not None and self._content.tar.files == 0:
+                raise _Broken(Verdict.EMPTY, "tar archive without files")
         except _Broken as broken:
             return self._done(broken.verdict, broken.message), spent
         except OSError as err:

@@ -9,6 +9,7 @@ A missing tool fails naming its Debian package; nothing here skips.
 from __future__ import annotations
 
 import os
+import subprocess
 import time
 import tomllib
 from collections.abc import Callable
@@ -457,3 +458,29 @@ def test_a_backup_dated_in_the_future_is_judged_not_left_aside(tmp_path: Path) -
     assert "being_written" not in result.details
     assert result.status is Status.OK
     assert next(m.value for m in result.metrics if m.name == "age_seconds") == 0
+
+
+def test_a_compressed_nothing_is_empty(tmp_path: Path) -> None:
+    # `mysqldump db | gzip > db.sql.gz` where mysqldump printed nothing: a valid gzip file
+    # of 20 bytes, which neither ls nor gzip -t finds wrong.
+    path = tmp_path / "db-1.sql.gz"
+    with open(path, "wb") as out:
+        subprocess.run([tool("gzip"), "-c"], input=b"", stdout=out, check=True, timeout=30)
+    set_age(path, NOW, HOUR)
+    assert path.stat().st_size > 0
+    result = run_one(tmp_path)
+    assert (result.status, result.details["condition"]) == (Status.CRITICAL, "empty")
+    assert result.summary == "backup db-1.sql.gz is empty inside (gzip of 0 bytes)"
+
+
+@pytest.mark.parametrize("how", ["no entries", "empty directory"])
+def test_a_tar_of_nothing_is_empty(tmp_path: Path, how: str) -> None:
+    source = tmp_path / "src"
+    source.mkdir()
+    path = tmp_path / "files.tar.gz"
+    args = ["-T", "/dev/null"] if how == "no entries" else ["-C", str(source), "."]
+    subprocess.run([tool("tar"), "-czf", str(path), *args], check=True, timeout=30)
+    set_age(path, NOW, HOUR)
+    result = run_one(tmp_path, "files.tar.gz")
+    assert (result.status, result.details["condition"]) == (Status.CRITICAL, "empty")
+    assert integrity(result)["detail"] == "tar archive without files"
