@@ -339,19 +339,24 @@ def evaluate_set(backup_set: BackupSet, facts: SetFacts, now: float, *, check: s
                                  f"(max {format_age(limit)})"))
 
     drop_pct: float | None = None
+    exact_drop = 0.0
     reference: float | None = None
     if previous:
         reference = median([float(s) for s in previous])
         info["median_previous_size"] = reference
         if reference > 0:
-            drop_pct = round(100.0 * (reference - newest.size) / reference, 1)
+            exact_drop = 100.0 * (reference - newest.size) / reference
+            drop_pct = round(exact_drop, 1)
             info["size_drop_pct"] = drop_pct
     lenient = len(previous) < backup_set.size_min_history
     if lenient:
-        info["size_note"] = (f"only {len(previous)} earlier copies to compare with: a drop is "
+        plural = "copy" if len(previous) == 1 else "copies"
+        info["size_note"] = (f"only {len(previous)} earlier {plural} to compare with: a drop is "
                              "at most a warning" if previous else "no earlier copy to compare with")
     if drop_pct is not None and newest.size >= backup_set.min_size:
-        drop_status = _above_or_at(drop_pct, backup_set.drop_warn_pct, backup_set.drop_crit_pct)
+        # Judged on the exact figure: 29.96 % is below a 30 % threshold though shown as 30.0.
+        drop_status = _above_or_at(exact_drop, backup_set.drop_warn_pct,
+                                   backup_set.drop_crit_pct)
         if lenient and drop_status is Status.CRITICAL:
             drop_status = Status.WARNING
         if drop_status is not Status.OK:

@@ -81,6 +81,8 @@ CASES = [
          BackupSet("db", "/b", "*", max_age_warn=Seconds(90 * 60), max_age_crit=Seconds(4 * HOUR))),
     # -- size drop against the median of the previous 7 (warn 30 %, crit 70 %)
     Case("drop just below warn", series(SEVEN + [701]), Status.OK, "ok"),
+    # 29.96 % shows as 30.0 but is below the threshold.
+    Case("drop a hair below warn", series([10000] * 7 + [7004]), Status.OK, "ok"),
     Case("drop at warn", series(SEVEN + [700]), Status.WARNING, "shrunk"),
     Case("drop just below crit", series(SEVEN + [301]), Status.WARNING, "shrunk"),
     Case("drop at crit", series(SEVEN + [300]), Status.CRITICAL, "shrunk"),
@@ -174,6 +176,7 @@ def test_short_history_says_so() -> None:
     assert "only 2 earlier copies" in result.details["size_note"]
     assert judge(series([50])).details["size_note"] == "no earlier copy to compare with"
     assert "size_note" not in judge(series([1000] * 4)).details
+    assert judge(series([1000, 10])).details["size_note"].startswith("only 1 earlier copy to")
 
 
 @pytest.mark.parametrize(
