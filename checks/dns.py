@@ -218,8 +218,11 @@ class NameFacts:
     route_address: str | None = None
     """This host's source address toward the resolver, when the name is the host's own."""
     query_timeout: float = 2.0
+    """The configured wait per question, for the words of a timeout."""
     budget: float = 0.0
+    """The run's time budget in seconds, for the words of ``not_asked``."""
     reverse_skipped: tuple[str, ...] = ()
+    """Addresses beyond ``MAX_REVERSE_PER_NAME`` whose PTR was not asked."""
 
 
 def forward_addresses(facts_forward: Sequence[Outcome]) -> tuple[str, ...]:
@@ -254,6 +257,7 @@ class Problem:
     text: str
 
     def to_wire(self) -> dict[str, str]:
+        """Plain JSON form for ``details.problems``."""
         return {"condition": str(self.condition), "status": self.status.name, "text": self.text}
 
 
@@ -460,6 +464,8 @@ def _outcome_details(outcome: Outcome) -> dict[str, Any]:
     else:
         out["error"] = str(outcome.failure)
         out["message"] = outcome.message
+        if outcome.skipped:
+            out["not_sent"] = True
     if outcome.elapsed is not None:
         out["ms"] = round(outcome.elapsed * 1000, 2)
     return out
@@ -535,8 +541,10 @@ class _ResolverRun:
     dead: Outcome | None = None
     done: threading.Event = field(default_factory=threading.Event)
     facts: list[NameFacts] = field(default_factory=list)
+    error: str = ""
 
     def ask(self, qname: str, qtype: str) -> Outcome:
+        """One question under the run's deadline; no answer is an Outcome, not an error."""
         if self.dead is not None:
             return Outcome(qname, qtype, failure=self.dead.failure, message=self.dead.message,
                            skipped=True)
@@ -573,6 +581,7 @@ class _ResolverRun:
 
     def run(self, targets: Sequence[_Target], record_types: Sequence[str],
             route: str | None, budget: float) -> None:
+        """Every target in order (the thread's body); sets ``done`` whatever happens."""
         try:
             for target in targets:
                 forward = tuple(self.ask(target.name, t) for t in record_types)
@@ -588,6 +597,8 @@ class _ResolverRun:
                     self.label, target.name, target.expected, target.reverse, forward,
                     tuple(ptr), route_address, self.query_timeout, budget, skipped,
                 ))
+        except Exception as err:  # reported as UNKNOWN for the names left, never lost
+            self.error = f"{type(err).__name__}: {err}"
         finally:
             self.done.set()
 
@@ -685,12 +696,15 @@ class DnsCheck:
             # the run's timeout) covers the bookkeeping after the last one and keeps the
             # whole run inside the runner's timeout.
             run.done.wait(max(0.0, deadline + grace - time.monotonic()))
-            if run.done.is_set():
-                facts.extend(run.facts)
-            else:
-                for target in targets:
-                    results_unfinished.append(unknown(
-                        check, f"{target.name}@{run.label}",
-                        f"{run.label} still being asked after {self.budget:g}s",
-                    ))
+            finished = run.done.is_set()
+            done_names = {f.name for f in run.facts} if finished else set()
+            facts.extend(run.facts if finished else ())
+            for target in targets:
+                if target.name in done_names:
+                    continue
+                reason = (f"{run.label} still being asked after {self.budget:g}s"
+                          if not finished else f"{run.label}: {run.error or 'no facts'}")
+                results_unfinished.append(
+                    unknown(check, f"{target.name}@{run.label}", reason[:200])
+                )
         return evaluate(facts, self.config, check=check) + results_unfinished

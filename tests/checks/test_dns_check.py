@@ -217,3 +217,23 @@ def test_a_query_that_never_returns_is_unknown_within_the_timeout(
     assert stuck.status is Status.UNKNOWN
     assert "still being asked" in stuck.summary
     assert results["web1.example.net@10.0.0.54"].status is Status.OK
+
+
+def test_an_unexpected_error_is_unknown_for_the_names_left(
+    tmp_path: Path, resolvers: ScriptedResolvers
+) -> None:
+    def broken(host: str, port: int, qname: str, qtype: int, *, deadline: float,
+               resend_after: float | None = None) -> dnswire.Answer:
+        if qname == "web2.example.net":
+            raise RuntimeError("bug in a query function")
+        return resolvers(host, port, qname, qtype, deadline=deadline)
+
+    table = {"resolvers": ["10.0.0.53"], "names": [{"name": "web1.example.net"},
+                                                   {"name": "web2.example.net"}]}
+    check = make_check(tmp_path, resolvers, table)
+    check.query = broken
+    results = by_target(check.run())
+    assert results["web1.example.net@10.0.0.53"].status is Status.OK
+    left = results["web2.example.net@10.0.0.53"]
+    assert left.status is Status.UNKNOWN
+    assert left.summary == "10.0.0.53: RuntimeError: bug in a query function"
