@@ -488,13 +488,21 @@ def _fit(text: str, limit: int) -> str:
 
 
 def read_resolv_conf(path: Path) -> tuple[str, ...]:
-    """The first three ``nameserver`` addresses of a resolv.conf, as glibc would use them."""
-    found = []
+    """The first three usable ``nameserver`` addresses of a resolv.conf, as glibc takes them.
+
+    A line whose address does not parse is skipped and does not count towards the three.
+    """
+    found: list[str] = []
     for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
         fields = line.split()
-        if len(fields) >= 2 and fields[0] == "nameserver":
-            found.append(fields[1])
-    return tuple(found[:RESOLV_CONF_MAXNS])
+        if len(fields) < 2 or fields[0] != "nameserver" or len(found) >= RESOLV_CONF_MAXNS:
+            continue
+        try:
+            dnswire.canonical_address(fields[1].split("%", 1)[0])
+        except ValueError:
+            continue
+        found.append(fields[1])
+    return tuple(found)
 
 
 def route_source_address(host: str, port: int) -> str | None:
@@ -632,23 +640,16 @@ class DnsCheck:
         return 0.8 * self.context.timeout
 
     def resolvers(self) -> tuple[tuple[str, ...], str]:
-        """The resolvers to ask and where they came from, or a reason there are none."""
+        """The resolvers to ask, or none and the reason why."""
         if self.config.resolvers:
             return self.config.resolvers, ""
         try:
             found = read_resolv_conf(self.resolv_conf)
         except OSError as err:
             return (), f"cannot read {self.resolv_conf}: {err.strerror or err}"
-        valid = []
-        for text in found:
-            try:
-                parse_resolver(text)
-            except ValueError:
-                continue  # glibc skips a nameserver it cannot parse as well
-            valid.append(text)
-        if not valid:
+        if not found:
             return (), f"no usable nameserver line in {self.resolv_conf}"
-        return tuple(valid), ""
+        return found, ""
 
     def targets(self) -> tuple[list[_Target], str]:
         """The names to check; by default this host's FQDN (or a reason it has none)."""

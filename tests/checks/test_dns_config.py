@@ -124,7 +124,8 @@ def test_resolv_conf_first_three_nameservers(tmp_path: Path) -> None:
     conf = tmp_path / "resolv.conf"
     conf.write_text(
         "# generated\nsearch example.net\nnameserver 10.0.0.53\n; comment\n"
-        "nameserver 10.0.0.54 # trailing\noptions timeout:1\nnameserver 2001:db8::53\n"
+        "nameserver resolver.example.net\nnameserver 10.0.0.54 # trailing\n"
+        "options timeout:1\nnameserver 2001:db8::53\n"
         "nameserver 10.0.0.99\n"
     )
     assert read_resolv_conf(conf) == ("10.0.0.53", "10.0.0.54", "2001:db8::53")
