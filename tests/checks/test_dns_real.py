@@ -221,3 +221,53 @@ def test_closed_port_helper_really_is_closed() -> None:
     results, _ = run_check({"resolvers": [f"127.0.0.1:{port}"],
                             "names": [{"name": "web1.ci.test"}]}, Path("/nonexistent"))
     assert results[0].details["condition"] == "connection_refused"
+
+
+def test_name_outside_the_served_zones_is_refused(tmp_path: Path) -> None:
+    # dnsmasq has no upstream: a name outside its local zones gets REFUSED.
+    server = dns_scenarios.start_records(tmp_path / "dnsmasq")
+    try:
+        table = {"resolvers": [server.address], "names": [{"name": "web1.other.test"}]}
+        [result], _ = run_check(table, tmp_path)
+    finally:
+        server.stop()
+    assert (result.status, result.details["condition"]) == (Status.CRITICAL, "refused")
+    assert result.summary.startswith(f"{server.address} REFUSED web1.other.test A")
+
+
+def test_resolver_on_ipv6_loopback(tmp_path: Path) -> None:
+    server = start_dnsmasq(tmp_path / "dnsmasq", host_records=[("web1.ci.test", "192.0.2.10")],
+                           extra=["listen-address=::1"])
+    try:
+        table = {"resolvers": [f"[::1]:{server.port}"], "record_types": ["A"],
+                 "names": [{"name": "web1.ci.test", "addresses": ["192.0.2.10"]}]}
+        [result], _ = run_check(table, tmp_path)
+    finally:
+        server.stop()
+    assert result.status is Status.OK, result.summary
+    assert result.target == f"web1.ci.test@[::1]:{server.port}"
+
+
+@pytest.mark.parametrize(
+    ("host_address", "status", "condition"),
+    [("192.0.2.10", Status.OK, "ok"), ("192.0.2.99", Status.CRITICAL, "mismatch")],
+)
+def test_default_mode_checks_the_host_name_and_its_own_address(
+    tmp_path: Path, host_address: str, status: Status, condition: str
+) -> None:
+    # No names configured: the FQDN (given here) must resolve to this host's address toward
+    # the resolver (given here: on loopback it would be the machine's default-route address).
+    server = dns_scenarios.start_records(tmp_path / "dnsmasq")
+    try:
+        check = DnsCheck(
+            build(DnsConfig, {"resolvers": [server.address]}),
+            CheckContext("dns", tmp_path / "state", timeout=RUN_TIMEOUT),
+            fqdn=lambda: "web1.ci.test",
+            route_source=lambda host, port: host_address,
+        )
+        [result] = check.run()
+    finally:
+        server.stop()
+    assert (result.status, result.details["condition"]) == (status, condition), result.summary
+    assert result.details["route_address"] == host_address
+    assert host_address in result.details["reverse"]
