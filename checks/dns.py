@@ -280,9 +280,12 @@ def _query_problem(outcome: Outcome, what: str, resolver: str, status: Status,
     if outcome.failure is Failure.CONNECTION_REFUSED:
         return Problem(Condition.CONNECTION_REFUSED, status,
                        f"{resolver} port closed (connection refused) for {what}")
+    if outcome.failure is Failure.MALFORMED:
+        return Problem(Condition.BAD_ANSWER, status,
+                       f"{what}: malformed answer from {resolver}: {outcome.message}")
     if outcome.failure is not None:
         return Problem(Condition.BAD_ANSWER, status,
-                       f"{what}: no answer from {resolver}: {outcome.message}")
+                       f"{what}: cannot reach {resolver}: {outcome.message}")
     if outcome.rcode == "SERVFAIL":
         return Problem(Condition.SERVFAIL, status, f"{what} SERVFAIL at {resolver}")
     if outcome.rcode == "REFUSED":

@@ -134,7 +134,9 @@ CASES = [
          Status.CRITICAL, "refused", summary=f"{R} REFUSED {NAME} A (+1 more)"),
     Case("FORMERR", facts((fwd(rcode="FORMERR"),), ()), Status.CRITICAL, "bad_answer"),
     Case("malformed answer", facts((fwd(failure=Failure.MALFORMED),), ()), Status.CRITICAL,
-         "bad_answer"),
+         "bad_answer", summary=f"{NAME} A: malformed answer from {R}: malformed"),
+    Case("network error", facts((fwd(failure=Failure.NETWORK),), ()), Status.CRITICAL,
+         "bad_answer", summary=f"{NAME} A: cannot reach {R}: network"),
     Case("out of time", facts((fwd(failure=Failure.NOT_ASKED),), ()), Status.UNKNOWN,
          "not_asked", summary=f"{NAME} A not asked: the run's budget of 24s was used up"),
     # ---- reverse: WARNING by default
