@@ -1,6 +1,11 @@
 """Agent footprint benchmark: RSS and CPU of ``watchkeeper-agent run`` with every available
 check at a 60 s interval, pushing to a real collector on loopback.
 
+Each check has real work to do, on loopback only: ``dns`` asks a dnsmasq started here,
+``ntp`` asks a chronyd started here (and judges this machine's own synchronisation),
+``backup`` reads and verifies a gzip series made here, ``logrotate`` reads this machine's
+own logrotate configuration, ``disk`` this machine's filesystems.
+
     .venv/bin/python tests/benchmarks/bench_agent_footprint.py [--warmup 60] [--measure 180]
 
 After the warm-up it samples the agent's resident set (VmRSS, and the peak VmHWM) and the
@@ -22,6 +27,8 @@ sys.path.insert(0, str(HERE.parent.parent))
 
 from checks.registry import CHECK_TYPES  # noqa: E402
 from tests.benchmarks.report import exit_code, finish  # noqa: E402
+from tests.services.chrony import start_chronyd  # noqa: E402
+from tests.services.dnsmasq import start_dnsmasq  # noqa: E402
 from tests.support.processes import Collector, Proc, agent_command, wait_until  # noqa: E402
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -41,10 +48,42 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime + stime
 
 
-def agent_config(workdir: Path, collector_url: str, token_file: Path) -> Path:
-    """Every check type the registry knows, at 60 s, with its default settings."""
+# What each check type needs beyond its defaults to work on loopback only.
+def _settings(workdir: Path, dns: str, ntp: str) -> dict[str, str]:
+    backups = workdir / "backups"
+    return {
+        "backup": f'\n[[checks.backup.sets]]\nname = "db"\ndirectory = "{backups}"\n'
+                  'pattern = "db-*.sql.gz"\n',
+        "dns": f'resolvers = ["{dns}"]\n'
+               '[[checks.dns.names]]\nname = "web1.bench.test"\naddresses = ["192.0.2.10"]\n',
+        "ntp": f'servers = ["{ntp}"]\n',
+    }
+
+
+def _backup_series(directory: Path) -> None:
+    """Seven daily gzip dumps of ~1 MB, the newest an hour old."""
+    import gzip
+    import random
+
+    directory.mkdir(parents=True)
+    rng = random.Random(7)
+    now = time.time()
+    for day in range(7):
+        path = directory / f"db-2026-11-{10 + day:02d}.sql.gz"
+        rows = "".join(f"INSERT INTO t VALUES ({i}, '{rng.random()}');\n" for i in range(20000))
+        path.write_bytes(gzip.compress(f"{rows}-- Dump completed on 2026-11-{10 + day}\n".encode()))
+        age = 3600 + (6 - day) * 86400
+        os.utime(path, (now - age, now - age))
+
+
+def agent_config(
+    workdir: Path, collector_url: str, token_file: Path, *, dns: str, ntp: str
+) -> Path:
+    """Every check type the registry knows, at 60 s, with loopback-only settings."""
+    extra = _settings(workdir, dns, ntp)
     checks = "".join(
-        f'\n[checks.{name}]\ntype = "{name}"\ninterval = "60s"\n' for name in sorted(CHECK_TYPES)
+        f'\n[checks.{name}]\ntype = "{name}"\ninterval = "60s"\n' + extra.get(name, "")
+        for name in sorted(CHECK_TYPES)
     )
     config = workdir / "agent.toml"
     config.write_text(
@@ -66,7 +105,11 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
         token_file = workdir / "token"
         token_file.write_text(collector.enroll("bench", "footprint.example.net") + "\n")
         collector.start()
-        config = agent_config(workdir, collector.url, token_file)
+        dns = start_dnsmasq(workdir / "dnsmasq", host_records=[("web1.bench.test", "192.0.2.10")])
+        ntp = start_chronyd(workdir / "chrony")
+        _backup_series(workdir / "backups")
+        config = agent_config(workdir, collector.url, token_file, dns=dns.address,
+                              ntp=ntp.address)
         agent = Proc(agent_command("run", "--config", str(config)), workdir / "agent.log").start()
         try:
             wait_until(lambda: collector.get("/api/v1/hosts/footprint.example.net").status_code
@@ -80,9 +123,12 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
                 time.sleep(min(1.0, args.measure / 10))
             cpu1, t1 = _cpu_seconds(agent.pid), time.monotonic()
             final = _status(agent.pid)
+            results = collector.get("/api/v1/hosts/footprint.example.net").json()["checks"]
         finally:
             agent.stop()
             collector.stop()
+            dns.stop()
+            ntp.stop()
 
     report = {
         "benchmark": "agent_footprint",
@@ -94,8 +140,10 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
         "cpu_pct_of_one_core": round(100 * (cpu1 - cpu0) / (t1 - t0), 3),
         "window_s": round(t1 - t0, 1),
         "targets": {"rss_mb": 28, "cpu_pct_of_one_core": 0.1},
+        "statuses": sorted({f"{r['check']}: {r['status_name']}" for r in results}),
     }
     print(f"agent with checks {', '.join(report['checks'])} at 60 s")  # type: ignore[arg-type]
+    print(f"  statuses at the collector: {', '.join(report['statuses'])}")  # type: ignore[arg-type]
     print(f"  RSS max {report['rss_mb']} MB (mean {report['rss_mb_mean']}, peak ever "
           f"{report['peak_rss_mb']}; target <= 28 MB)")
     print(f"  CPU {report['cpu_pct_of_one_core']} % of one core over {report['window_s']} s "
