@@ -60,8 +60,12 @@ class LogrotateConfig:
     def __post_init__(self) -> None:
         if not self.config_file:
             raise ConfigError("config_file", "must name logrotate's main configuration file")
+        if not os.path.isabs(self.config_file):
+            raise ConfigError("config_file", f"must be an absolute path, got {self.config_file!r}")
         if self.state_file == "":
             raise ConfigError("state_file", "must be a path, or left out to find it")
+        if self.state_file is not None and not os.path.isabs(self.state_file):
+            raise ConfigError("state_file", f"must be an absolute path, got {self.state_file!r}")
         if self.critical_periods < 1:
             raise ConfigError("critical_periods", "must be at least 1 (one missed period)")
         if self.state_max_age is not None and self.state_max_age <= 0:

@@ -327,6 +327,8 @@ def test_config_error_is_one_unknown() -> None:
         ({"state_max_age": 0}, "state_max_age"),
         ({"state_file": ""}, "state_file"),
         ({"config_file": ""}, "config_file"),
+        ({"config_file": "logrotate.conf"}, "config_file"),
+        ({"state_file": "status"}, "state_file"),
         ({"max_walk_entries": 0}, "max_walk_entries"),
         ({"slak": "1h"}, "slak"),
         ({"uncovered_min_size": "lots"}, "uncovered_min_size"),
