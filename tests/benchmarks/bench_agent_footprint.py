@@ -8,14 +8,17 @@ own logrotate configuration, ``disk`` this machine's filesystems.
 
     .venv/bin/python tests/benchmarks/bench_agent_footprint.py [--warmup 60] [--measure 180]
 
-After the warm-up it samples the agent's resident set (VmRSS, and the peak VmHWM) and the
-CPU time it used over the measurement window. Targets: <= 28 MB RSS and <= 0.1 % of one
-core. Prints a table and one JSON line.
+The agent's modules are byte-compiled first, as pip does when it installs a wheel: an agent
+compiling its sources at every start (an editable install with PYTHONDONTWRITEBYTECODE set)
+holds about 1.5 MB more. After the warm-up it samples the agent's resident set (VmRSS, and
+the peak VmHWM) and the CPU time it used over the measurement window. Targets: <= 28 MB RSS
+and <= 0.1 % of one core. Prints a table and one JSON line.
 """
 
 from __future__ import annotations
 
 import argparse
+import compileall
 import os
 import sys
 import tempfile
@@ -55,7 +58,7 @@ def _settings(workdir: Path, dns: str, ntp: str) -> dict[str, str]:
         "backup": f'\n[[checks.backup.sets]]\nname = "db"\ndirectory = "{backups}"\n'
                   'pattern = "db-*.sql.gz"\n',
         "dns": f'resolvers = ["{dns}"]\n'
-               '[[checks.dns.names]]\nname = "web1.bench.test"\naddresses = ["192.0.2.10"]\n',
+               '[[checks.dns.names]]\nname = "web1.ci.test"\naddresses = ["192.0.2.10"]\n',
         "ntp": f'servers = ["{ntp}"]\n',
     }
 
@@ -105,7 +108,9 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
         token_file = workdir / "token"
         token_file.write_text(collector.enroll("bench", "footprint.example.net") + "\n")
         collector.start()
-        dns = start_dnsmasq(workdir / "dnsmasq", host_records=[("web1.bench.test", "192.0.2.10")])
+        for package in ("agent", "checks"):
+            compileall.compile_dir(str(HERE.parent.parent / package), quiet=1)
+        dns = start_dnsmasq(workdir / "dnsmasq", host_records=[("web1.ci.test", "192.0.2.10")])
         ntp = start_chronyd(workdir / "chrony")
         _backup_series(workdir / "backups")
         config = agent_config(workdir, collector.url, token_file, dns=dns.address,
