@@ -28,7 +28,7 @@ from checks import registry
 from checks.config import ConfigError
 
 if TYPE_CHECKING:
-    import httpx
+    from agent.transport import Transport
 
 log = logging.getLogger("agent")
 
@@ -150,7 +150,7 @@ def _agent_info(
 def run_agent(
     config: AgentConfig,
     *,
-    transport: httpx.BaseTransport | None = None,
+    transport: Transport | None = None,
     stop: threading.Event | None = None,
     install_signals: bool = True,
 ) -> int:
@@ -171,11 +171,13 @@ def run_agent(
         return _startup_error(config, "spool.dir", f"cannot open the spool: "
                               f"{type(err).__name__}: {err}")
 
-    sender_module = _import_sender()
+    # Imported here: http.client and ssl (about 5 MB resident) are for `run` only.
+    from agent.sender import Sender, TokenSource
+
     started_at = time.time()
     assert config.collector.url is not None  # load_config(for_run=True) made sure
-    token = sender_module.TokenSource(config.collector.token, config.collector.token_file)
-    sender = sender_module.Sender(
+    token = TokenSource(config.collector.token, config.collector.token_file)
+    sender = Sender(
         spool, config.collector, host=config.host, token=token, transport=transport,
         agent={"version": __version__, "started_at": started_at,
                "interval": config.shortest_interval},
@@ -227,18 +229,6 @@ def _startup_error(config: AgentConfig, key: str, message: str) -> int:
     return CONFIG_ERROR
 
 
-def _import_sender() -> Any:
-    # httpx imports its optional command-line client (httpx._main), which loads click and
-    # pygments when they happen to be installed, then gives up without rich. The agent never
-    # uses that client; marking the module absent makes httpx take its own ImportError
-    # fallback at once and keeps about 2 MB out of every agent's resident memory.
-    if "httpx" not in sys.modules:
-        sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
-    from agent import sender
-
-    return sender
-
-
 def _install_signal_handlers(stop: threading.Event) -> None:
     def handle(signum: int, frame: FrameType | None) -> None:
         if stop.is_set():
@@ -258,7 +248,3 @@ def _setup_logging(level: str) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    if level != "debug":
-        # httpx logs every request at INFO; one line per push every few seconds is noise.
-        logging.getLogger("httpx").setLevel(logging.WARNING)
-        logging.getLogger("httpcore").setLevel(logging.WARNING)

@@ -32,12 +32,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 from agent import __version__
 from agent.config import CollectorSettings
 from agent.spool import Batch, Spool
-from agent.transport import StdlibTransport, tls_context
+from agent.transport import Client, Response, Timeout, Transport, TransportError, tls_context
 
 log = logging.getLogger(__name__)
 
@@ -98,26 +96,21 @@ class SenderStats:
     last_error: str | None = None
 
 
-def make_client(
-    settings: CollectorSettings, transport: httpx.BaseTransport | None = None
-) -> httpx.Client:
-    """An ``httpx.Client`` with explicit timeouts, on the standard-library transport with
-    TLS verification as configured, unless a transport is given (tests)."""
+def make_client(settings: CollectorSettings, transport: Transport | None = None) -> Client:
+    """The collector's HTTP client with explicit timeouts, on ``http.client`` with TLS
+    verification as configured, unless a transport is given (tests)."""
+    context = None
     if transport is None:
         if not settings.verify_tls:
             log.warning("TLS verification of the collector is switched off (verify_tls = false)")
         # A TLS context (and its trust store) only for an https collector: it costs memory.
-        https = (settings.url or "").startswith("https:")
-        transport = StdlibTransport(
-            tls_context(verify=settings.verify_tls, ca_file=settings.ca_file) if https else None
-        )
-    timeout = httpx.Timeout(settings.timeout, connect=min(settings.timeout, 10.0))
-    return httpx.Client(
-        transport=transport,
-        timeout=timeout,
+        if (settings.url or "").startswith("https:"):
+            context = tls_context(verify=settings.verify_tls, ca_file=settings.ca_file)
+    return Client(
+        timeout=Timeout(connect=min(settings.timeout, 10.0), read=settings.timeout),
         headers={"User-Agent": f"watchkeeper-agent/{__version__}"},
-        follow_redirects=False,
-        trust_env=False,  # no proxies from the environment: the agent talks to its collector
+        ssl_context=context,
+        transport=transport,
     )
 
 
@@ -132,7 +125,7 @@ class Sender:
         host: str,
         token: Callable[[], str],
         agent: Mapping[str, Any],
-        transport: httpx.BaseTransport | None = None,
+        transport: Transport | None = None,
         clock: Callable[[], float] = time.time,
         uniform: Callable[[float, float], float] = random.uniform,
         max_batch_bytes: int = MAX_BATCH_BYTES,
@@ -218,11 +211,9 @@ class Sender:
             body = gzip.compress(body, compresslevel=6)
             headers["Content-Encoding"] = "gzip"
         try:
-            response = self._client.post(
-                self._url, content=body, headers=headers,
-                timeout=httpx.USE_CLIENT_DEFAULT if timeout is None else timeout,
-            )
-        except httpx.HTTPError as err:
+            response = self._client.post(self._url, content=body, headers=headers,
+                                         timeout=timeout)
+        except TransportError as err:
             return self._failed(batch, f"{type(err).__name__}: {err or 'no detail'}")
         return self._answered(batch, response)
 
@@ -238,7 +229,7 @@ class Sender:
         }
         return json.dumps(envelope, separators=(",", ":")).encode()
 
-    def _answered(self, batch: Batch, response: httpx.Response) -> Outcome:
+    def _answered(self, batch: Batch, response: Response) -> Outcome:
         code = response.status_code
         if code == 202:
             self._spool.ack(batch.batch_id)
@@ -295,7 +286,7 @@ class Sender:
         return Outcome.REFUSED
 
 
-def _json(response: httpx.Response) -> dict[str, Any]:
+def _json(response: Response) -> dict[str, Any]:
     try:
         data = response.json()
     except ValueError:
@@ -303,7 +294,7 @@ def _json(response: httpx.Response) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-def _error_text(response: httpx.Response) -> str:
+def _error_text(response: Response) -> str:
     data = _json(response)
     if data:
         parts = [str(data[k]) for k in ("error", "detail") if data.get(k)]
@@ -313,7 +304,7 @@ def _error_text(response: httpx.Response) -> str:
     return (response.text or response.reason_phrase)[:1000]
 
 
-def _retry_after(response: httpx.Response) -> float | None:
+def _retry_after(response: Response) -> float | None:
     value = response.headers.get("Retry-After")
     if value is None:
         return None

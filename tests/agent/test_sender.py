@@ -9,27 +9,32 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from agent.config import CollectorSettings
 from agent.sender import Outcome, Sender, TokenSource
 from agent.spool import Spool
+from agent.transport import ConnectError, ReadTimeout, Request, Response
 from checks.config import Seconds
 from checks.result import CheckResult, Status
 
-Handler = Callable[[httpx.Request], httpx.Response]
+Handler = Callable[[Request], Response]
+
+
+def answer_json(status_code: int, body: dict[str, Any]) -> Response:
+    return Response(status_code, headers={"Content-Type": "application/json"},
+                    content=json.dumps(body).encode())
 
 
 class Collector:
-    """A stand-in collector behind httpx.MockTransport; records what it was sent."""
+    """A stand-in collector, passed to the sender as its transport; records what it was sent."""
 
     def __init__(self, answer: Handler | None = None) -> None:
-        self.requests: list[httpx.Request] = []
+        self.requests: list[Request] = []
         self.batches: list[dict[str, Any]] = []
         self.answer = answer or (lambda request: self.stored(request))
 
-    def __call__(self, request: httpx.Request) -> httpx.Response:
+    def __call__(self, request: Request) -> Response:
         self.requests.append(request)
         body = request.content
         if request.headers.get("Content-Encoding") == "gzip":
@@ -37,10 +42,10 @@ class Collector:
         self.batches.append(json.loads(body))
         return self.answer(request)
 
-    def stored(self, request: httpx.Request) -> httpx.Response:
+    def stored(self, request: Request) -> Response:
         batch = self.batches[-1]
-        return httpx.Response(202, json={"batch_id": batch["batch_id"],
-                                         "accepted": len(batch["results"]), "duplicate": False})
+        return answer_json(202, {"batch_id": batch["batch_id"],
+                                 "accepted": len(batch["results"]), "duplicate": False})
 
     @property
     def seqs(self) -> list[int]:
@@ -59,7 +64,7 @@ def settings(**overrides: Any) -> CollectorSettings:
 def make_sender(spool: Spool, collector: Collector, **overrides: Any) -> Sender:
     return Sender(spool, settings(**overrides), host="db1.example.net", token=lambda: "t0k3n",
                   agent={"version": "0.1.0", "started_at": 1.0, "interval": 60.0},
-                  transport=httpx.MockTransport(collector))
+                  transport=collector)
 
 
 def fill(spool: Spool, count: int, status: Status = Status.OK) -> None:
@@ -105,9 +110,9 @@ def test_batches_are_bounded_and_pushed_until_empty(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     "failure",
     [
-        lambda request: httpx.Response(503, json={"error": "store unavailable"}),
-        lambda request: httpx.Response(429, headers={"Retry-After": "0"}),
-        lambda request: httpx.Response(408),
+        lambda request: answer_json(503, {"error": "store unavailable"}),
+        lambda request: Response(429, headers={"Retry-After": "0"}),
+        lambda request: Response(408),
         "connect",
         "timeout",
     ],
@@ -121,12 +126,12 @@ def test_failures_keep_results_and_resend_the_same_batch_id(
     answers: list[Handler | str] = [failure, failure]
     collector = Collector()
 
-    def answer(request: httpx.Request) -> httpx.Response:
+    def answer(request: Request) -> Response:
         current = answers.pop(0) if answers else None
         if current == "connect":
-            raise httpx.ConnectError("connection refused", request=request)
+            raise ConnectError("connection refused")
         if current == "timeout":
-            raise httpx.ReadTimeout("timed out", request=request)
+            raise ReadTimeout("timed out")
         if callable(current):
             return current(request)
         return collector.stored(request)
@@ -145,7 +150,7 @@ def test_failures_keep_results_and_resend_the_same_batch_id(
 def test_backoff_grows_exponentially_with_full_jitter_within_bounds(tmp_path: Path) -> None:
     spool = Spool(tmp_path)
     fill(spool, 1)
-    collector = Collector(lambda request: httpx.Response(502))
+    collector = Collector(lambda request: Response(502))
     draws: list[tuple[float, float]] = []
 
     def uniform(low: float, high: float) -> float:
@@ -154,7 +159,7 @@ def test_backoff_grows_exponentially_with_full_jitter_within_bounds(tmp_path: Pa
 
     sender = Sender(spool, settings(backoff_initial=Seconds(1), backoff_max=Seconds(10)),
                     host="h", token=lambda: "t", agent={}, uniform=uniform,
-                    transport=httpx.MockTransport(collector))
+                    transport=collector)
     delays = []
     for _ in range(6):
         sender.push_once()
@@ -200,11 +205,11 @@ def test_a_refused_batch_is_split_and_a_refused_result_quarantined(
     spool.add(CheckResult("disk", "/poison", Status.OK, "bad"), type_name="disk")
     fill(spool, 3)
 
-    def answer(request: httpx.Request) -> httpx.Response:
+    def answer(request: Request) -> Response:
         results = collector.batches[-1]["results"]
         if any(r["target"] == "/poison" for r in results):
-            return httpx.Response(422, json={"error": "invalid batch",
-                                             "detail": "results[0].target: not allowed"})
+            return answer_json(422, {"error": "invalid batch",
+                                     "detail": "results[0].target: not allowed"})
         return collector.stored(request)
 
     collector = Collector(answer)
@@ -228,10 +233,10 @@ def test_too_large_batches_are_split_until_they_fit(tmp_path: Path) -> None:
     spool = Spool(tmp_path)
     fill(spool, 8)
 
-    def answer(request: httpx.Request) -> httpx.Response:
+    def answer(request: Request) -> Response:
         if len(collector.batches[-1]["results"]) > 2:
-            return httpx.Response(413, json={"error": "body too large",
-                                             "detail": "limit 1048576 bytes"})
+            return answer_json(413, {"error": "body too large",
+                                     "detail": "limit 1048576 bytes"})
         return collector.stored(request)
 
     collector = Collector(answer)
@@ -248,8 +253,8 @@ def test_401_logs_the_collector_error_and_keeps_results(
 ) -> None:
     spool = Spool(tmp_path)
     fill(spool, 2)
-    collector = Collector(lambda request: httpx.Response(
-        401, json={"error": "unauthorized", "detail": "unknown host token"}))
+    collector = Collector(lambda request: answer_json(
+        401, {"error": "unauthorized", "detail": "unknown host token"}))
     sender = make_sender(spool, collector)
     with caplog.at_level(logging.ERROR, logger="agent.sender"):
         assert sender.push_pending() is False

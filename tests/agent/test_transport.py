@@ -1,4 +1,4 @@
-"""The standard-library transport against a real HTTP server on loopback."""
+"""The agent's HTTP client (http.client) against a real HTTP server on loopback."""
 
 from __future__ import annotations
 
@@ -14,12 +14,19 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from agent.config import CollectorSettings
 from agent.sender import Sender, make_client
 from agent.spool import Spool
+from agent.transport import (
+    ConnectError,
+    ReadTimeout,
+    RemoteProtocolError,
+    Request,
+    Response,
+    Timeout,
+)
 from checks.config import Seconds
 from checks.result import CheckResult, Status
 
@@ -29,6 +36,11 @@ class Server(ThreadingHTTPServer):
     received: list[dict[str, Any]]
     connections: set[tuple[str, int]]
     delay: float = 0.0
+    status: int = 202
+    hang_up: bool = False
+    """Close the connection without answering."""
+    close_after_answer: bool = False
+    """Close the connection after answering without saying so, as an idle timeout does."""
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -42,13 +54,19 @@ class Handler(BaseHTTPRequestHandler):
         self.server.connections.add(self.client_address)
         self.server.received.append({"headers": dict(self.headers), "body": json.loads(body)})
         time.sleep(self.server.delay)
+        if self.server.hang_up:
+            self.close_connection = True
+            return
         answer = json.dumps({"batch_id": self.server.received[-1]["body"].get("batch_id"),
                              "accepted": 1, "duplicate": False}).encode()
-        self.send_response(202)
+        self.send_response(self.server.status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(answer)))
+        if self.server.status == 307:
+            self.send_header("Location", "/elsewhere")
         self.end_headers()
         self.wfile.write(answer)
+        self.close_connection = self.server.close_after_answer
 
     def log_message(self, format: str, *args: Any) -> None:
         pass
@@ -95,7 +113,7 @@ def test_connection_refused_is_a_connect_error() -> None:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     client = make_client(settings(f"http://127.0.0.1:{port}"))
-    with pytest.raises(httpx.ConnectError):
+    with pytest.raises(ConnectError):
         client.post(f"http://127.0.0.1:{port}/api/v1/results", content=b"{}")
     client.close()
 
@@ -105,12 +123,62 @@ def test_a_slow_answer_is_a_read_timeout(server: Server) -> None:
     url = f"http://127.0.0.1:{server.server_address[1]}"
     client = make_client(settings(url))
     started = time.monotonic()
-    with pytest.raises(httpx.ReadTimeout):
+    with pytest.raises(ReadTimeout):
         client.post(f"{url}/api/v1/results", content=b"{}", timeout=0.3)
     assert time.monotonic() - started < 0.9
     server.delay = 0.0
     assert client.post(f"{url}/api/v1/results", content=b"{}").status_code == 202
     client.close()
+
+
+def test_a_kept_alive_connection_the_server_closed_is_replaced_once(server: Server) -> None:
+    server.close_after_answer = True
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    client = make_client(settings(url))
+    assert client.post(f"{url}/api/v1/results", content=b"{}").status_code == 202
+    time.sleep(0.2)  # the server has closed the connection the client keeps
+    assert client.post(f"{url}/api/v1/results", content=b"{}").status_code == 202
+    client.close()
+    assert len(server.received) == 2 and len(server.connections) == 2
+
+
+def test_a_fresh_connection_closed_without_an_answer_is_not_retried(server: Server) -> None:
+    server.hang_up = True
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    client = make_client(settings(url))
+    with pytest.raises(RemoteProtocolError):
+        client.post(f"{url}/api/v1/results", content=b"{}")
+    client.close()
+    assert len(server.received) == 1
+
+
+def test_a_redirect_is_answered_not_followed(server: Server) -> None:
+    server.status = 307
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    client = make_client(settings(url))
+    answer = client.post(f"{url}/api/v1/results", content=b"{}")
+    client.close()
+    assert (answer.status_code, answer.reason_phrase) == (307, "Temporary Redirect")
+    assert answer.headers.get("location") == "/elsewhere"
+    assert answer.json()["accepted"] == 1
+    assert len(server.received) == 1
+
+
+def test_timeouts_and_default_headers_are_given_to_the_transport() -> None:
+    sent: list[Request] = []
+
+    def transport(request: Request) -> Response:
+        sent.append(request)
+        return Response(202)
+
+    url = "http://collector.test:8080"
+    client = make_client(CollectorSettings(url=url, token="t", timeout=Seconds(30)), transport)
+    client.post(f"{url}/api/v1/results", content=b"{}", headers={"Content-Type": "x/y"})
+    client.post(f"{url}/api/v1/results", content=b"{}", timeout=5)
+    assert sent[0].timeout == Timeout(connect=10, read=30)  # connect: at most 10 s
+    assert sent[1].timeout == Timeout(connect=5, read=5)  # a per-request budget: both
+    assert sent[0].headers["user-agent"] == "watchkeeper-agent/0.1.0"
+    assert sent[0].headers["content-type"] == "x/y"
 
 
 def _self_signed(tmp_path: Path) -> tuple[Path, Path]:
@@ -147,7 +215,7 @@ def test_tls_refuses_a_collector_nobody_trusts(tls_server: tuple[Server, Path]) 
     server, _ = tls_server
     url = f"https://127.0.0.1:{server.server_address[1]}"
     client = make_client(settings(url))  # system trust store: the self-signed cert is unknown
-    with pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
+    with pytest.raises(ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
         client.post(f"{url}/api/v1/results", content=b"{}")
     client.close()
     assert server.received == []
