@@ -24,8 +24,12 @@ CHECK_TYPES: Mapping[str, str] = {
     "backup": "checks.backup:BackupCheck",
     "disk": "checks.disk:DiskCheck",
     "dns": "checks.dns:DnsCheck",
+    "firewall": "checks.firewall:FirewallCheck",
+    "intrusion": "checks.intrusion:IntrusionCheck",
     "logrotate": "checks.logrotate:LogrotateCheck",
+    "mysql_replication": "checks.mysql_replication:MysqlReplicationCheck",
     "ntp": "checks.ntp:NtpCheck",
+    "os_updates": "checks.os_updates:OsUpdatesCheck",
 }
 
 

@@ -86,8 +86,10 @@ def test_bad_config_names_file_and_key(write_config: WriteConfig, text: str, mes
 
 
 def test_real_registry_names_the_known_types(write_config: WriteConfig) -> None:
+    known = ("agent, backup, disk, dns, firewall, intrusion, logrotate, mysql_replication, ntp, "
+             "os_updates")
     with pytest.raises(ConfigError, match=r"checks\.ping\.type: unknown check type 'ping' "
-                                          r"\(known: agent, backup, disk, dns, logrotate, ntp\)"):
+                                          r"\(known: " + known + r"\)"):
         load_config(write_config("[checks.ping]\n"))
 
 
