@@ -1,0 +1,241 @@
+"""Start a private MariaDB primary and replica for tests, each with its own data directory.
+
+Two ``mariadbd`` run from the installed binaries with ``--no-defaults`` (so the machine's
+own ``/etc/mysql`` configuration and its server on 3306 are never involved), listening on
+free loopback ports and on unix sockets inside the working directory. The primary gets a
+``repl`` user; the replica is pointed at it with ``CHANGE MASTER TO`` (GTID, slave_pos) and
+started. Every server and client call passes ``--no-defaults``.
+
+A missing binary is an error (``MariadbUnavailable``) naming the Debian package
+``mariadb-server``, never a reason to skip.
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+REPL_USER = "repl"
+REPL_PASSWORD = "replpw"
+MONITOR_USER = "watchkeeper"
+MONITOR_PASSWORD = "monitor-secret"
+
+
+class MariadbUnavailable(RuntimeError):
+    """mariadbd is not installed, or a server would not start."""
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _binary(name: str) -> str:
+    path = shutil.which(name) or shutil.which(name, path="/usr/sbin:/usr/bin")
+    if not path:
+        raise MariadbUnavailable(f"{name} not found; install the Debian package 'mariadb-server'")
+    return path
+
+
+@dataclass
+class MariadbServer:
+    """One running ``mariadbd``: its port, socket and process."""
+
+    name: str
+    server_id: int
+    datadir: Path
+    port: int
+    socket: Path
+    process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+
+    def connect(self, **kwargs: Any) -> Any:
+        """A pymysql connection as root over the unix socket (autocommit)."""
+        import pymysql
+
+        return pymysql.connect(unix_socket=str(self.socket), user="root", autocommit=True,
+                               connect_timeout=5, read_timeout=30, **kwargs)
+
+    def sql(self, *statements: str) -> list[tuple[Any, ...]]:
+        """Run statements as root; the rows of the last one."""
+        conn = self.connect()
+        try:
+            rows: list[tuple[Any, ...]] = []
+            with conn.cursor() as cur:
+                for statement in statements:
+                    cur.execute(statement)
+                    rows = list(cur.fetchall())
+            return rows
+        finally:
+            conn.close()
+
+    def slave_status(self, connection: str = "") -> dict[str, Any]:
+        """``SHOW SLAVE STATUS`` of one connection as a dict (empty when none)."""
+        import pymysql.cursors
+
+        conn = self.connect(cursorclass=pymysql.cursors.DictCursor)
+        try:
+            with conn.cursor() as cur:
+                cur.execute(f"SHOW SLAVE {conn.escape(connection)} STATUS" if connection
+                            else "SHOW SLAVE STATUS")
+                row = cur.fetchone()
+                return dict(row) if row else {}
+        finally:
+            conn.close()
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def stop(self) -> None:
+        """SIGTERM (clean shutdown) and wait; SIGKILL after 30 s."""
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout=10)
+
+
+def _start_server(workdir: Path, name: str, server_id: int) -> MariadbServer:
+    install_db = _binary("mariadb-install-db")
+    mariadbd = _binary("mariadbd")
+    datadir = workdir / f"{name}-data"
+    log = workdir / f"{name}-install.log"
+    with log.open("wb") as out:
+        proc = subprocess.run(
+            [install_db, "--no-defaults", f"--datadir={datadir}", "--user=root",
+             "--auth-root-authentication-method=normal", "--skip-test-db"],
+            stdout=out, stderr=subprocess.STDOUT, timeout=120, check=False,
+        )
+    if proc.returncode != 0:
+        raise MariadbUnavailable(f"mariadb-install-db failed: {log.read_text()[-2000:]}")
+    server = MariadbServer(name, server_id, datadir, _free_port(), workdir / f"{name}.sock")
+    server.process = subprocess.Popen(
+        [mariadbd, "--no-defaults", f"--datadir={datadir}", "--user=root",
+         "--bind-address=127.0.0.1", f"--port={server.port}", f"--socket={server.socket}",
+         f"--pid-file={workdir / f'{name}.pid'}", f"--server-id={server_id}",
+         "--log-bin=mysql-bin", "--binlog-format=ROW", f"--log-error={workdir / f'{name}.err'}",
+         "--skip-name-resolve", "--innodb-buffer-pool-size=32M", "--innodb-log-file-size=16M"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if server.process.poll() is not None:
+            err = workdir / f"{name}.err"
+            raise MariadbUnavailable(
+                f"mariadbd {name} exited: {err.read_text()[-2000:] if err.exists() else ''}")
+        try:
+            server.sql("SELECT 1")
+            return server
+        except Exception:  # noqa: BLE001 - not up yet
+            time.sleep(0.1)
+    server.stop()
+    raise MariadbUnavailable(f"mariadbd {name} did not answer within 60 s")
+
+
+@dataclass
+class ReplicationPair:
+    """A primary and a replica replicating from it; ``stop()`` ends both."""
+
+    workdir: Path
+    primary: MariadbServer
+    replica: MariadbServer
+
+    def change_master(self, connection: str = "", *, delay: int = 0,
+                      do_db: str = "") -> None:
+        """Point ``connection`` of the replica at the primary and start it."""
+        replica = self.replica
+        conn_sql = replica.connect().escape(connection) if connection else ""
+        statements = []
+        if do_db and connection:
+            statements.append(f"SET GLOBAL `{connection}`.replicate_do_db = '{do_db}'")
+        statements += [
+            f"CHANGE MASTER {conn_sql} TO MASTER_HOST='127.0.0.1', "
+            f"MASTER_PORT={self.primary.port}, MASTER_USER='{REPL_USER}', "
+            f"MASTER_PASSWORD='{REPL_PASSWORD}', MASTER_USE_GTID=no, "
+            f"MASTER_CONNECT_RETRY=1, MASTER_HEARTBEAT_PERIOD=1, MASTER_DELAY={delay}",
+            f"START SLAVE {conn_sql}",
+        ]
+        replica.sql(*statements)
+
+    def wait_running(self, connection: str = "", timeout: float = 30) -> dict[str, Any]:
+        """Wait until both threads of ``connection`` run; its status row."""
+        deadline = time.monotonic() + timeout
+        status: dict[str, Any] = {}
+        while time.monotonic() < deadline:
+            status = self.replica.slave_status(connection)
+            if status.get("Slave_IO_Running") == "Yes" and status.get("Slave_SQL_Running") == "Yes":
+                return status
+            time.sleep(0.05)
+        raise MariadbUnavailable(f"replication {connection or 'default'} not running: {status}")
+
+    def sync(self, connection: str = "", timeout: float = 30) -> None:
+        """Wait until the replica has applied everything the primary has written."""
+        rows = self.primary.sql("SHOW MASTER STATUS")
+        file, pos = rows[0][0], int(rows[0][1])
+        deadline = time.monotonic() + timeout
+        status: dict[str, Any] = {}
+        while time.monotonic() < deadline:
+            status = self.replica.slave_status(connection)
+            if (status.get("Relay_Master_Log_File") == file
+                    and int(status.get("Exec_Master_Log_Pos") or 0) >= pos):
+                return
+            time.sleep(0.05)
+        raise MariadbUnavailable(f"replica did not catch up with {file}:{pos}: {status}")
+
+    def stop(self) -> None:
+        """Stop the replica, then the primary."""
+        try:
+            self.replica.stop()
+        finally:
+            self.primary.stop()
+
+
+def start_pair(workdir: Path) -> ReplicationPair:
+    """Start a primary and a replica under ``workdir`` and make the replica run.
+
+    Both get a monitoring user ``watchkeeper`` (password ``monitor-secret``) with the
+    privileges the check needs; the primary has a database ``app`` with table ``t``.
+    """
+    workdir.mkdir(parents=True, exist_ok=True)
+    primary = _start_server(workdir, "primary", 1)
+    try:
+        replica = _start_server(workdir, "replica", 2)
+    except BaseException:
+        primary.stop()
+        raise
+    pair = ReplicationPair(workdir, primary, replica)
+    try:
+        grants = [
+            f"CREATE USER '{MONITOR_USER}'@'%' IDENTIFIED BY '{MONITOR_PASSWORD}'",
+            f"GRANT REPLICATION CLIENT, REPLICATION SLAVE ADMIN, REPLICATION MASTER ADMIN, "
+            "SLAVE MONITOR, PROCESS, "
+            f"SELECT ON *.* TO '{MONITOR_USER}'@'%'",
+        ]
+        # The monitoring user is created on both before replication starts, so the
+        # replica does not receive it twice.
+        replica.sql("SET sql_log_bin = 0", *grants)
+        primary.sql(
+            "SET sql_log_bin = 0", *grants,
+            f"CREATE USER '{REPL_USER}'@'127.0.0.1' IDENTIFIED BY '{REPL_PASSWORD}'",
+            f"GRANT REPLICATION SLAVE ON *.* TO '{REPL_USER}'@'127.0.0.1'",
+            "SET sql_log_bin = 1",
+            "CREATE DATABASE app",
+            "CREATE TABLE app.t (id INT PRIMARY KEY, v VARCHAR(20))",
+            "INSERT INTO app.t VALUES (1, 'a')",
+        )
+        pair.change_master()
+        pair.wait_running()
+        pair.sync()
+    except BaseException:
+        pair.stop()
+        raise
+    return pair
