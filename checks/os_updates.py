@@ -323,7 +323,11 @@ def format_age(seconds: float) -> str:
     return f"{int(seconds // DAY)} days"
 
 
-def _names(updates: Iterable[PendingUpdate], limit: int = 4) -> str:
+def _for(seconds: float) -> str:
+    return f" for {format_age(seconds)}" if seconds >= 3600 else ""
+
+
+def _names(updates: Iterable[PendingUpdate], limit: int = 3) -> str:
     names = sorted({u.name for u in updates})
     text = ", ".join(names[:limit])
     return f"{text} +{len(names) - limit} more" if len(names) > limit else text
@@ -392,8 +396,8 @@ def evaluate_updates(
     if count >= config.security_warn:
         return CheckResult(
             check, SECURITY_TARGET, Status.WARNING,
-            f"{count} security updates pending (first seen {format_age(pending_for)} ago): "
-            f"{_names(security)}", metrics, {**info, "reason": "count"})
+            f"{count} security updates pending{_for(pending_for)}: {_names(security)}",
+            metrics, {**info, "reason": "count"})
     if config.updates_warn and total >= config.updates_warn:
         return CheckResult(check, SECURITY_TARGET, Status.WARNING,
                            f"{total} updates pending (none for security): "
