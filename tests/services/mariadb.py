@@ -143,28 +143,31 @@ def _start_server(workdir: Path, name: str, server_id: int) -> MariadbServer:
 
 @dataclass
 class ReplicationPair:
-    """A primary and a replica replicating from it; ``stop()`` ends both."""
+    """A primary and a replica replicating from it; ``stop()`` ends both (or the replica only
+    when the primary is shared, ``owns_primary=False``)."""
 
     workdir: Path
     primary: MariadbServer
     replica: MariadbServer
+    owns_primary: bool = True
 
-    def change_master(self, connection: str = "", *, delay: int = 0,
-                      do_db: str = "") -> None:
-        """Point ``connection`` of the replica at the primary and start it."""
-        replica = self.replica
-        conn_sql = replica.connect().escape(connection) if connection else ""
-        statements = []
-        if do_db and connection:
-            statements.append(f"SET GLOBAL `{connection}`.replicate_do_db = '{do_db}'")
-        statements += [
+    def change_master(self, connection: str = "", *, delay: int = 0) -> None:
+        """Point ``connection`` of the replica at the primary's current position; start it."""
+        file, pos = self.primary_position()
+        conn_sql = self.replica.connect().escape(connection) if connection else ""
+        self.replica.sql(
             f"CHANGE MASTER {conn_sql} TO MASTER_HOST='127.0.0.1', "
             f"MASTER_PORT={self.primary.port}, MASTER_USER='{REPL_USER}', "
             f"MASTER_PASSWORD='{REPL_PASSWORD}', MASTER_USE_GTID=no, "
+            f"MASTER_LOG_FILE='{file}', MASTER_LOG_POS={pos}, "
             f"MASTER_CONNECT_RETRY=1, MASTER_HEARTBEAT_PERIOD=1, MASTER_DELAY={delay}",
             f"START SLAVE {conn_sql}",
-        ]
-        replica.sql(*statements)
+        )
+
+    def primary_position(self) -> tuple[str, int]:
+        """The primary's current binlog file and position."""
+        rows = self.primary.sql("SHOW MASTER STATUS")
+        return str(rows[0][0]), int(rows[0][1])
 
     def wait_running(self, connection: str = "", timeout: float = 30) -> dict[str, Any]:
         """Wait until both threads of ``connection`` run; its status row."""
@@ -177,10 +180,21 @@ class ReplicationPair:
             time.sleep(0.05)
         raise MariadbUnavailable(f"replication {connection or 'default'} not running: {status}")
 
+    def wait_status(self, key: str, value: Any, connection: str = "",
+                    timeout: float = 30) -> dict[str, Any]:
+        """Wait until the replica's status column ``key`` equals ``value``."""
+        deadline = time.monotonic() + timeout
+        status: dict[str, Any] = {}
+        while time.monotonic() < deadline:
+            status = self.replica.slave_status(connection)
+            if status.get(key) == value:
+                return status
+            time.sleep(0.05)
+        raise MariadbUnavailable(f"{key} never became {value!r}: {status}")
+
     def sync(self, connection: str = "", timeout: float = 30) -> None:
         """Wait until the replica has applied everything the primary has written."""
-        rows = self.primary.sql("SHOW MASTER STATUS")
-        file, pos = rows[0][0], int(rows[0][1])
+        file, pos = self.primary_position()
         deadline = time.monotonic() + timeout
         status: dict[str, Any] = {}
         while time.monotonic() < deadline:
@@ -192,50 +206,77 @@ class ReplicationPair:
         raise MariadbUnavailable(f"replica did not catch up with {file}:{pos}: {status}")
 
     def stop(self) -> None:
-        """Stop the replica, then the primary."""
+        """Stop the replica, then the primary if this pair owns it."""
         try:
             self.replica.stop()
         finally:
-            self.primary.stop()
+            if self.owns_primary:
+                self.primary.stop()
 
 
-def start_pair(workdir: Path) -> ReplicationPair:
-    """Start a primary and a replica under ``workdir`` and make the replica run.
+def _grants() -> list[str]:
+    return [
+        f"CREATE USER '{MONITOR_USER}'@'%' IDENTIFIED BY '{MONITOR_PASSWORD}'",
+        "GRANT REPLICATION CLIENT, REPLICATION SLAVE ADMIN, REPLICATION MASTER ADMIN, "
+        f"SLAVE MONITOR, PROCESS, SELECT ON *.* TO '{MONITOR_USER}'@'%'",
+    ]
 
-    Both get a monitoring user ``watchkeeper`` (password ``monitor-secret``) with the
-    privileges the check needs; the primary has a database ``app`` with table ``t``.
+
+def start_primary(workdir: Path, name: str = "primary") -> MariadbServer:
+    """A primary with the ``repl`` and ``watchkeeper`` users and a table ``app.t``.
+
+    The users are created outside the binary log, so replicas never receive them (each
+    replica creates its own monitoring user).
     """
     workdir.mkdir(parents=True, exist_ok=True)
-    primary = _start_server(workdir, "primary", 1)
+    primary = _start_server(workdir, name, 1)
     try:
-        replica = _start_server(workdir, "replica", 2)
-    except BaseException:
-        primary.stop()
-        raise
-    pair = ReplicationPair(workdir, primary, replica)
-    try:
-        grants = [
-            f"CREATE USER '{MONITOR_USER}'@'%' IDENTIFIED BY '{MONITOR_PASSWORD}'",
-            f"GRANT REPLICATION CLIENT, REPLICATION SLAVE ADMIN, REPLICATION MASTER ADMIN, "
-            "SLAVE MONITOR, PROCESS, "
-            f"SELECT ON *.* TO '{MONITOR_USER}'@'%'",
-        ]
-        # The monitoring user is created on both before replication starts, so the
-        # replica does not receive it twice.
-        replica.sql("SET sql_log_bin = 0", *grants)
         primary.sql(
-            "SET sql_log_bin = 0", *grants,
+            "SET sql_log_bin = 0", *_grants(),
             f"CREATE USER '{REPL_USER}'@'127.0.0.1' IDENTIFIED BY '{REPL_PASSWORD}'",
             f"GRANT REPLICATION SLAVE ON *.* TO '{REPL_USER}'@'127.0.0.1'",
             "SET sql_log_bin = 1",
-            "CREATE DATABASE app",
-            "CREATE TABLE app.t (id INT PRIMARY KEY, v VARCHAR(20))",
-            "INSERT INTO app.t VALUES (1, 'a')",
         )
-        pair.change_master()
+    except BaseException:
+        primary.stop()
+        raise
+    return primary
+
+
+def start_replica(primary: MariadbServer, workdir: Path, name: str = "replica",
+                  server_id: int = 2, *, delay: int = 0,
+                  owns_primary: bool = False) -> ReplicationPair:
+    """Start a replica of ``primary`` that replicates from the primary's current position.
+
+    Only what the primary writes from now on reaches it: create the schemas a test needs
+    after attaching the replicas.
+    """
+    workdir.mkdir(parents=True, exist_ok=True)
+    replica = _start_server(workdir, name, server_id)
+    pair = ReplicationPair(workdir, primary, replica, owns_primary)
+    try:
+        replica.sql("SET sql_log_bin = 0", *_grants())
+        pair.change_master(delay=delay)
         pair.wait_running()
+    except BaseException:
+        replica.stop()
+        raise
+    return pair
+
+
+def start_pair(workdir: Path) -> ReplicationPair:
+    """Start a primary and a replica under ``workdir``; replication of ``app.t`` runs.
+
+    Both have a monitoring user ``watchkeeper`` (password ``monitor-secret``) with the
+    privileges the check needs; ``stop()`` ends both servers.
+    """
+    primary = start_primary(workdir)
+    try:
+        pair = start_replica(primary, workdir, owns_primary=True)
+        primary.sql("CREATE DATABASE app", "CREATE TABLE app.t (id INT PRIMARY KEY, v VARCHAR(20))",
+                    "INSERT INTO app.t VALUES (1, 'a')")
         pair.sync()
     except BaseException:
-        pair.stop()
+        primary.stop()
         raise
     return pair
