@@ -609,9 +609,9 @@ def decode_address(hex_address: str) -> str:
     words = b"".join(raw[i:i + 4][::-1] for i in range(0, len(raw), 4))
     if len(words) == 4:
         return ".".join(str(b) for b in words)
-    import ipaddress  # only for IPv6, to get the compressed text form
+    import socket  # only for IPv6 (compressed text form); the agent has it loaded anyway
 
-    return str(ipaddress.IPv6Address(words))
+    return socket.inet_ntop(socket.AF_INET6, words)
 
 
 def parse_proc_net(text: str, proto: str) -> list[Listener]:
