@@ -174,6 +174,7 @@ class OsUpdatesFacts:
     metadata_error: str = ""
     cached_at: float | None = None
     """When the update list was computed, if it came from the cache."""
+    state_file: str = ""
 
 
 # ---------------------------------------------------------------------------- parsing
@@ -380,6 +381,8 @@ def evaluate_updates(
     )
     if facts.state_error:
         info["error"] = facts.state_error
+        if facts.state_file:
+            info["state_file"] = facts.state_file
         return CheckResult(check, SECURITY_TARGET, Status.UNKNOWN,
                            f"{count} security updates pending; {facts.state_error}"[:200],
                            metrics, info)
@@ -757,7 +760,7 @@ class OsUpdatesCheck:
         write_error = self.save_state(state)
         facts = OsUpdatesFacts(
             family, updates, update_error, first_seen, state_error or write_error, reboot,
-            meta_time, meta_error, cached_at,
+            meta_time, meta_error, cached_at, str(self.state_path),
         )
         return evaluate(self.config, facts, now, check=name)
 
@@ -780,14 +783,15 @@ class OsUpdatesCheck:
         """The saved state, or an empty one and why it could not be read."""
         try:
             data = json.loads(self.state_path.read_text())
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):
             return {"version": STATE_VERSION}, ""
-        except (OSError, ValueError) as err:
+        except OSError as err:
             return ({"version": STATE_VERSION},
-                    f"state {self.state_path} unreadable ({err}); first-seen times lost")
+                    f"state file unreadable ({err.strerror or err}); first-seen times lost")
+        except ValueError:
+            return {"version": STATE_VERSION}, "state file corrupt; first-seen times lost"
         if not isinstance(data, dict) or data.get("version") != STATE_VERSION:
-            return ({"version": STATE_VERSION},
-                    f"state {self.state_path} not understood; first-seen times lost")
+            return {"version": STATE_VERSION}, "state file not understood; first-seen times lost"
         return data, ""
 
     def save_state(self, state: dict[str, Any]) -> str:
@@ -797,5 +801,5 @@ class OsUpdatesCheck:
             temporary.write_text(json.dumps(state))
             os.replace(temporary, self.state_path)
         except OSError as err:
-            return f"cannot keep first-seen times in {self.state_path}: {err.strerror or err}"
+            return f"cannot keep first-seen times: {err.strerror or err}"
         return ""
