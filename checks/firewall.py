@@ -592,9 +592,12 @@ def walk_input_chain(chain: Chain, rules: Sequence[Rule]) -> ChainWalk:
     denies, end, reached = _walk(by_chain, (chain.family, chain.table, chain.name), set())
     label = f"{chain.family} {chain.table} {chain.name}"
     if end == "accept":
-        return ChainWalk(chain, denies, True, False,
-                         f"{label} accepts every packet with an unconditional accept rule",
-                         tuple(reached))
+        # Whatever the policy, a packet no earlier rule denied is accepted here.
+        reason = (f"{label} accepts every packet with an unconditional accept rule"
+                  if denies == 0 else
+                  f"{label} ends in an unconditional accept after "
+                  f"{_count(denies, 'drop/reject rule')}")
+        return ChainWalk(chain, denies, denies == 0, False, reason, tuple(reached))
     if end == "deny":
         return ChainWalk(chain, denies, False, True,
                          f"{label} ends in an unconditional drop/reject", tuple(reached))
