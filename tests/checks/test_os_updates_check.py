@@ -475,3 +475,23 @@ def test_dnf_failure_is_unknown(tmp_path: Path) -> None:
     })
     result = by_target(rhel_check(tmp_path, runner).run())["security"]
     assert result.status == Status.UNKNOWN and "no cache for 'baseos'" in result.summary
+
+
+# ---------------------------------------------------------------------------- config
+
+
+def test_config_from_toml_names_the_key() -> None:
+    from checks.config import ConfigError, build
+
+    config = build(OsUpdatesConfig, {"cache_for": "1h", "security_age_crit": "14d"})
+    assert (config.cache_for, config.security_age_crit) == (3600, 14 * DAY)
+    for table, key in (
+        ({"security_warn": 3, "security_crit": 2}, "checks.u.security_crit"),
+        ({"reboot_status": "page"}, "checks.u.reboot_status"),
+        ({"family": "arch"}, "checks.u.family"),
+        ({"root": "tree"}, "checks.u.root"),
+        ({"refesh": True}, "checks.u.refesh"),
+    ):
+        with pytest.raises(ConfigError) as err:
+            build(OsUpdatesConfig, table, key="checks.u")
+        assert err.value.key == key, err.value
