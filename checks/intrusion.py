@@ -45,7 +45,7 @@ class IntrusionConfig:
     root_login_status: Literal["ok", "warning", "critical"] = "warning"
     alert_hold: Seconds = Seconds(3600)
     max_read: Bytes = Bytes(32 * 1024 * 1024)
-    max_sources: int = 500
+    max_sources: int = 200
     top: int = 5
     check_listeners: bool = True
     allowed_listeners: tuple[str, ...] = ()
@@ -81,9 +81,14 @@ class IntrusionConfig:
             parse_port_range(text, f"listener_ports[{i}]")
 
     @property
-    def events_cap(self) -> int:
-        """Failure times kept per address or user: enough to reach every threshold."""
-        return max(self.source_crit, self.user_crit, self.success_after_failures) + 1
+    def source_cap(self) -> int:
+        """Failure times kept per address: enough to reach its thresholds."""
+        return max(self.source_crit, self.success_after_failures) + 1
+
+    @property
+    def user_cap(self) -> int:
+        """Failure times kept per user name."""
+        return self.user_crit + 1
 
 
 # ---------------------------------------------------------------------------- auth log lines
@@ -206,7 +211,7 @@ class AuthState:
     """What is remembered between runs, all bounded (see ``ingest``)."""
 
     failures: dict[str, list[float]] = field(default_factory=dict)
-    """Address -> times of its recent failures (oldest first, at most ``events_cap``)."""
+    """Address -> times of its recent failures (oldest first, at most ``source_cap``)."""
     user_failures: dict[str, list[float]] = field(default_factory=dict)
     incidents: list[dict[str, Any]] = field(default_factory=list)
     """Successful logins worth reporting: ``kind`` success_after_failures or root_login."""
@@ -244,7 +249,7 @@ MAX_CONNECTIONS = 512
 
 def _add(series: dict[str, list[float]], key: str, at: float, count: int, cap: int) -> None:
     times = series.pop(key, [])
-    times.extend([at] * count)
+    times.extend([round(at, 3)] * count)
     times.sort()
     series[key] = times[-cap:]  # re-inserted: the dict stays ordered by last activity
 
@@ -252,7 +257,6 @@ def _add(series: dict[str, list[float]], key: str, at: float, count: int, cap: i
 def ingest(state: AuthState, events: Iterable[AuthEvent], config: IntrusionConfig,
            now: float) -> AuthState:
     """Fold events (in log order) into the state, then prune it to its bounds; pure."""
-    cap = config.events_cap
     for event in events:
         if event.kind == Kind.ACCEPTED:
             _accepted(state, event, config)
@@ -270,9 +274,9 @@ def ingest(state: AuthState, events: Iterable[AuthEvent], config: IntrusionConfi
         if event.connection:
             state.connections[event.connection] = mark
         if count > 0:
-            _add(state.failures, event.address, event.at, count, cap)
+            _add(state.failures, event.address, event.at, count, config.source_cap)
             if event.user != "?":
-                _add(state.user_failures, event.user, event.at, count, cap)
+                _add(state.user_failures, event.user, event.at, count, config.user_cap)
     while len(state.connections) > MAX_CONNECTIONS:
         del state.connections[next(iter(state.connections))]
     return prune(state, config, now)
@@ -412,7 +416,6 @@ def evaluate_log(config: IntrusionConfig, log: LogFacts, now: float, *,
         reason = log.error or "auth log not read"
         return [unknown(check, log.path, reason), unknown(check, LOGINS_TARGET, reason)]
     state = log.state
-    cap = config.events_cap
     sources = window_counts(state.failures, now, config.window)
     users = window_counts(state.user_failures, now, config.window)
     source_status = level(sources[0][1], config.source_warn, config.source_crit) \
@@ -439,12 +442,14 @@ def evaluate_log(config: IntrusionConfig, log: LogFacts, now: float, *,
                    if total else f"no failed SSH logins in {minutes}")
     elif source_status.severity >= user_status.severity:
         address, count = sources[0]
-        summary = f"{_count_text(count, cap)} failed SSH logins in {minutes} from {address}"
+        summary = (f"{_count_text(count, config.source_cap)} failed SSH logins in {minutes} "
+                   f"from {address}")
         if len(sources) > 1:
             summary += f" (+{len(sources) - 1} more addresses)"
     else:
         user, count = users[0]
-        summary = f"{_count_text(count, cap)} failed SSH logins in {minutes} for user {user!r}"
+        summary = (f"{_count_text(count, config.user_cap)} failed SSH logins in {minutes} "
+                   f"for user {user!r}")
     metrics = (
         Metric("failures_top_source", sources[0][1] if sources else 0, "",
                config.source_warn, config.source_crit, 0),

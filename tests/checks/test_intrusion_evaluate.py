@@ -200,7 +200,7 @@ def test_a_saturated_count_is_shown_as_at_least() -> None:
     events = [failed(NOW - 1, user=f"u{i}") for i in range(500)]
     result = judge(events)[LOG]
     assert result.status is Status.CRITICAL
-    assert result.summary.startswith("101+ failed")  # the cap: user_crit + 1
+    assert result.summary.startswith("51+ failed")  # the cap: source_crit + 1
 
 
 def test_one_connection_is_one_failure_however_many_lines_say_so() -> None:
@@ -224,7 +224,8 @@ def test_state_stays_bounded() -> None:
     state = ingest(AuthState(), events, config, NOW)
     assert len(state.failures) == 10
     assert "203.0.113.5" in state.failures  # the most recently active stays
-    assert len(state.failures["203.0.113.5"]) == config.events_cap
+    assert len(state.failures["203.0.113.5"]) == config.source_cap == 51
+    assert len(state.user_failures["root"]) == config.user_cap == 101
     assert state.dropped_sources == 91
 
 

@@ -214,7 +214,7 @@ def test_a_backlog_is_read_over_several_runs(tmp_path: Path) -> None:
     log.write_text(fail(NOW - 60, 0))
     intrusion = check(tmp_path, log, max_read="4KiB")
     intrusion.run()
-    append(log, "".join(fail(NOW - 50, n) for n in range(1, 101)))
+    append(log, "".join(fail(NOW - 50, n, f"198.51.100.{n}") for n in range(1, 101)))
     first = by_target(intrusion.run())[str(log)]
     assert first.details["backlog_bytes"] > 0
     for _ in range(10):
