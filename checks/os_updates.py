@@ -295,6 +295,20 @@ def version_key(version: str) -> tuple[tuple[int, str], ...]:
                  for p in re.split(r"[.\-+~_:]", version) if p)
 
 
+def kernel_flavour(release: str) -> str:
+    """What follows the version in a kernel release: ``6.1.0-28-rt-amd64`` -> ``rt-amd64``."""
+    segments = release.split("-")
+    numbered = [i for i, segment in enumerate(segments) if segment[:1].isdigit()]
+    return "-".join(segments[numbered[-1] + 1:]) if numbered else release
+
+
+def newest_kernel(running: str, installed: Iterable[str]) -> str:
+    """The newest installed kernel of the running one's flavour (``amd64`` vs ``rt-amd64``)."""
+    flavour = kernel_flavour(running)
+    same = [k for k in installed if kernel_flavour(k) == flavour]
+    return max(same, key=version_key) if same else ""
+
+
 def family_from_os_release(text: str) -> Family | None:
     """``debian`` or ``rhel`` from /etc/os-release ``ID`` and ``ID_LIKE``; None otherwise."""
     values: dict[str, str] = {}
@@ -433,8 +447,8 @@ def evaluate_reboot(
     if reboot.kernel_outdated:
         return CheckResult(
             check, REBOOT_TARGET, status,
-            f"reboot required: running kernel {reboot.running_kernel} is older than "
-            f"installed {reboot.newest_kernel}"[:200], metrics, {**info, "reason": "kernel"})
+            f"reboot required: running kernel {reboot.running_kernel}, installed "
+            f"{reboot.newest_kernel}"[:200], metrics, {**info, "reason": "kernel"})
     if reboot.required:
         by = f" by {', '.join(reboot.packages[:4])}" if reboot.packages else ""
         more = f" +{len(reboot.packages) - 4} more" if len(reboot.packages) > 4 else ""
@@ -584,9 +598,10 @@ def debian_reboot(config: OsUpdatesConfig) -> RebootFacts:
     running = running_kernel(config)
     kernels = [p.name.removeprefix("vmlinuz-")
                for p in config.path("boot").glob("vmlinuz-*")]
-    newest = max(kernels, key=version_key) if kernels else ""
-    if not kernels:
-        notes.append(f"no kernels in {config.path('boot')} to compare with")
+    newest = newest_kernel(running, kernels)
+    if not newest:
+        notes.append(f"no {kernel_flavour(running) or 'matching'} kernels in "
+                     f"{config.path('boot')} to compare with")
     return RebootFacts(marker is not None, since, packages,
                        "reboot-required" if marker else "", running, newest, tuple(notes))
 
@@ -617,9 +632,8 @@ def rhel_reboot(config: OsUpdatesConfig, run: CommandRunner, timeout: float) -> 
         kernels = [line.split()[0].removeprefix("kernel-")
                    for line in output.stdout.splitlines()
                    if line.startswith("kernel-") and output.returncode == 0]
-        if kernels:
-            newest = max(kernels, key=version_key)
-        else:
+        newest = newest_kernel(running, kernels)
+        if not newest:
             notes.append(f"rpm -q --last kernel: {_first_line(output)}")
     if required is None and newest:
         required = False  # the kernel comparison alone still answers the question

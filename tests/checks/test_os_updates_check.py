@@ -310,7 +310,17 @@ def test_running_kernel_older_than_boot(tmp_path: Path) -> None:
     result = by_target(debian_check(tmp_path, Clock(NOW), apt_runner("apt-none.txt")).run())
     assert result["reboot"].status == Status.WARNING
     assert result["reboot"].details["newest_kernel"] == "6.1.0-31-amd64"
-    assert "6.1.0-28-amd64 is older than installed 6.1.0-31-amd64" in result["reboot"].summary
+    assert result["reboot"].summary == ("reboot required: running kernel 6.1.0-28-amd64, "
+                                        "installed 6.1.0-31-amd64")
+
+
+def test_other_kernel_flavours_are_not_compared(tmp_path: Path) -> None:
+    root = debian_tree(tmp_path / "root", NOW)  # runs 6.1.0-28-amd64
+    (root / "boot/vmlinuz-6.1.0-31-rt-amd64").write_text("")
+    (root / "boot/vmlinuz-6.1.0-28-cloud-amd64").write_text("")
+    result = by_target(debian_check(tmp_path, Clock(NOW), apt_runner("apt-none.txt")).run())
+    assert result["reboot"].status == Status.OK
+    assert result["reboot"].details["newest_kernel"] == "6.1.0-28-amd64"
 
 
 def test_no_kernels_in_boot_is_a_note_not_a_problem(tmp_path: Path) -> None:
@@ -318,7 +328,7 @@ def test_no_kernels_in_boot_is_a_note_not_a_problem(tmp_path: Path) -> None:
     (root / "boot/vmlinuz-6.1.0-28-amd64").unlink()
     result = by_target(debian_check(tmp_path, Clock(NOW), apt_runner("apt-none.txt")).run())
     assert result["reboot"].status == Status.OK
-    assert any("no kernels" in n for n in result["reboot"].details["notes"])
+    assert any("no amd64 kernels" in n for n in result["reboot"].details["notes"])
 
 
 def test_stale_and_missing_lists(tmp_path: Path) -> None:

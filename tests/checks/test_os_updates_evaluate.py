@@ -21,6 +21,7 @@ from checks.os_updates import (
     evaluate_metadata,
     evaluate_reboot,
     evaluate_updates,
+    kernel_flavour,
     version_key,
 )
 from checks.result import Status
@@ -152,7 +153,7 @@ def test_lost_state_is_unknown_never_ok() -> None:
         (RebootFacts(True, None, (), "needs-restarting -r"), "warning", Status.WARNING,
          "reboot required (needs-restarting -r)"),
         (RebootFacts(False, running_kernel="6.1.0-9-amd64", newest_kernel="6.1.0-28-amd64"),
-         "warning", Status.WARNING, "running kernel 6.1.0-9-amd64 is older than installed"),
+         "warning", Status.WARNING, "running kernel 6.1.0-9-amd64, installed 6.1.0-28-amd64"),
         # A newer kernel running than any installed (e.g. the old one removed): no reboot.
         (RebootFacts(False, running_kernel="6.1.0-31-amd64", newest_kernel="6.1.0-28-amd64"),
          "warning", Status.OK, "no reboot required"),
@@ -172,6 +173,16 @@ def test_more_than_four_reboot_packages_are_counted() -> None:
     reboot = RebootFacts(True, NOW, tuple(f"p{i}" for i in range(6)), "reboot-required")
     summary = evaluate_reboot(OsUpdatesConfig(), reboot, NOW, check="u").summary
     assert summary.endswith("by p0, p1, p2, p3 +2 more")
+
+
+@pytest.mark.parametrize(
+    ("release", "flavour"),
+    [("6.1.0-28-amd64", "amd64"), ("6.1.0-28-rt-amd64", "rt-amd64"),
+     ("5.15.0-92-generic", "generic"), ("4.18.0-513.24.1.el8_9.x86_64", ""),
+     ("6.18.44-fc-v657", "fc-v657")],
+)
+def test_kernel_flavour(release: str, flavour: str) -> None:
+    assert kernel_flavour(release) == flavour
 
 
 def test_kernel_versions_order_numerically() -> None:
