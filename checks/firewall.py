@@ -141,7 +141,7 @@ class Rule:
     source_restricted: bool = False
     """It matches a source address, a source set or the loopback interface."""
     ports: tuple[PortRange, ...] = ()
-    """Destination ports it matches (empty: no port match understood)."""
+    """Destination ports it accepts (empty: none, or no port match understood)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,6 +249,12 @@ def render_statement(statement: Any) -> str:
         return "reject"
     if key == "xt" and isinstance(body, dict):
         return f"xt {body.get('type', '')} {body.get('name', '')}"
+    if key == "vmap" and isinstance(body, dict) and isinstance(body.get("data"), dict):
+        entries = body["data"].get("set")
+        if isinstance(entries, list) and all(isinstance(e, list) and len(e) == 2
+                                              for e in entries):
+            shown = ", ".join(f"{render_value(k)} : {render_statement(v)}" for k, v in entries)
+            return f"{render_value(body.get('key'))} vmap {{ {shown} }}"
     return f"{key} {_compact(body)}"
 
 
@@ -288,6 +294,29 @@ def _l4protos(value: Any) -> tuple[str, ...]:
     return ()
 
 
+def _vmap(body: Mapping[str, Any], sets: Mapping[str, list[Any]]
+          ) -> tuple[list[PortRange], bool]:
+    """Ports a verdict map accepts (when keyed on a destination port) and whether it denies."""
+    key = body.get("key")
+    proto = ""
+    if isinstance(key, dict) and isinstance(key.get("payload"), dict):
+        if key["payload"].get("field") == "dport":
+            proto = str(key["payload"].get("protocol", ""))
+    data = body.get("data")
+    entries = data.get("set", []) if isinstance(data, dict) else []
+    accepted: list[PortRange] = []
+    denies = False
+    for entry in entries if isinstance(entries, list) else []:
+        if not (isinstance(entry, list) and len(entry) == 2 and isinstance(entry[1], dict)):
+            continue
+        value, verdict = entry
+        if "accept" in verdict and proto and proto != "th":
+            accepted.extend(_ports_of(value, sets, (proto,)))
+        elif "drop" in verdict or "reject" in verdict:
+            denies = True
+    return accepted, denies
+
+
 def parse_nft_rule(body: Mapping[str, Any], sets: Mapping[str, list[Any]]) -> Rule:
     """A ``rule`` object of ``nft -j list ruleset``, judged and rendered."""
     expr = body.get("expr") or []
@@ -297,6 +326,8 @@ def parse_nft_rule(body: Mapping[str, Any], sets: Mapping[str, list[Any]]) -> Ru
     restricted = False
     l4: tuple[str, ...] = ()
     dports: list[tuple[str, Any]] = []
+    vmap_ports: list[PortRange] = []
+    vmap_deny = False
     for statement in expr:
         if not isinstance(statement, dict) or len(statement) != 1:
             conditional = True
@@ -316,6 +347,12 @@ def parse_nft_rule(body: Mapping[str, Any], sets: Mapping[str, list[Any]]) -> Ru
         if key in _NON_MATCH_STATEMENTS:
             continue
         conditional = True
+        if key == "vmap" and isinstance(inner, dict):
+            # ``tcp dport vmap { 22 : accept, 23 : drop }``: a conditional verdict per key.
+            vmap_accepts, vmap_denies = _vmap(inner, sets)
+            vmap_ports.extend(vmap_accepts)
+            vmap_deny = vmap_deny or vmap_denies
+            continue
         if key != "match" or not isinstance(inner, dict):
             continue
         left = inner.get("left")
@@ -333,9 +370,13 @@ def parse_nft_rule(body: Mapping[str, Any], sets: Mapping[str, list[Any]]) -> Ru
             elif meta_key == "l4proto":
                 l4 = _l4protos(right)
     ports: list[PortRange] = []
-    for proto, right in dports:
-        protos = (l4 or ("tcp", "udp")) if proto == "th" else (proto,)
-        ports.extend(_ports_of(right, sets, protos))
+    if verdict == "accept":
+        for proto, right in dports:
+            protos = (l4 or ("tcp", "udp")) if proto == "th" else (proto,)
+            ports.extend(_ports_of(right, sets, protos))
+    elif not verdict:
+        ports = vmap_ports
+        verdict = "drop" if vmap_deny else ""
     text = " ".join(render_statement(s) for s in expr)
     if body.get("comment"):
         text += f' comment "{body["comment"]}"'
@@ -489,8 +530,9 @@ def parse_iptables_rule(family: str, table: str, line: str) -> Rule:
             if proto and (i == 0 or tokens[i - 1] != "!"):
                 ports.extend(_ipt_ports(value, (proto,)))
         i += 2 if value and not value.startswith("-") else 1
+    accepted = tuple(ports) if verdict == "accept" else ()
     return Rule(family, table, chain, line, verdict, target, bool(conditions), restricted,
-                tuple(ports))
+                accepted)
 
 
 def parse_iptables_save(text: str, family: str) -> Ruleset:
@@ -660,7 +702,7 @@ def open_ports(ruleset: Ruleset, config: FirewallConfig) -> list[OpenPort]:
                   if c.hook == "input" and c.type == "filter" and c.family in _COVERS[family]]
         for chain in chains:
             for rule in walk_input_chain(chain, ruleset.rules).reached:
-                if rule.verdict != "accept" or rule.source_restricted:
+                if rule.source_restricted:
                     continue
                 for port in rule.ports:
                     key = (port.label, rule.text)

@@ -320,6 +320,30 @@ def test_open_ports(rules: list[list[dict[str, Any]]], allowed: list[str], expec
     assert result.metrics[0].value == len(unexpected)
 
 
+def vmap(*entries: tuple[int, str]) -> dict[str, Any]:
+    return {"vmap": {"key": payload("tcp", "dport"),
+                     "data": {"set": [[port, {verdict: None}] for port, verdict in entries]}}}
+
+
+@pytest.mark.parametrize(
+    ("entries", "policy", "open_labels", "expected"),
+    [
+        ([(22, "accept"), (23, "drop")], "accept", ["22/tcp"], Status.WARNING),  # a deny
+        ([(22, "accept"), (8080, "accept")], "accept", ["22/tcp", "8080/tcp"],
+         Status.CRITICAL),  # accepts everything: no deny anywhere
+        ([(22, "accept"), (8080, "accept")], "drop", ["22/tcp", "8080/tcp"], Status.OK),
+    ],
+)
+def test_verdict_maps(entries: list[tuple[int, str]], policy: str, open_labels: list[str],
+                      expected: Status) -> None:
+    results = judge(nft(chains=[("inet", "input", policy)], rules=[[vmap(*entries)]]),
+                    families=["ipv4"])
+    assert results[INPUT_TARGET].status is expected, results[INPUT_TARGET].summary
+    assert [o["port"] for o in results[PORTS_TARGET].details["open_to_any"]] == open_labels
+    assert "tcp dport vmap" in parse_nft_json(
+        nft(rules=[[vmap(*entries)]])).lines[-1]
+
+
 def test_named_port_set_is_resolved() -> None:
     port_set = {"set": {"family": "inet", "table": "filter", "name": "web", "type":
                         "inet_service", "handle": 5, "elem": [80, 8443]}}

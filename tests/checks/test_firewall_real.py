@@ -271,3 +271,17 @@ def test_scenario_builders(tmp_path: Path, kind: str) -> None:
     finally:
         scenario.stop()
         scenario.stop()
+
+
+def test_verdict_map_is_read(ns: Namespace, tmp_path: Path) -> None:
+    ns.load("table inet filter {\n chain input {\n  type filter hook input priority 0; "
+            "policy accept;\n  tcp dport vmap { 22 : accept, 3306 : accept, 23 : drop }\n"
+            " }\n}\n")
+    results = check(ns, tmp_path)
+    assert results[INPUT_TARGET].status is Status.WARNING  # denies 23 only
+    assert results[PORTS_TARGET].summary == (
+        "3306/tcp open to any address (not in allowed_open_ports)")
+    record_baseline(build(FirewallConfig, {"netns": ns.name}), context(tmp_path))
+    lines = json.loads(baseline_path(context(tmp_path)).read_text())["lines"]
+    assert lines[-1] == (
+        "rule inet filter input: tcp dport vmap { 22 : accept, 23 : drop, 3306 : accept }")
