@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pymysql.converters import escape_string
+
 REPL_USER = "repl"
 REPL_PASSWORD = "replpw"
 MONITOR_USER = "watchkeeper"
@@ -81,7 +83,7 @@ class MariadbServer:
         conn = self.connect(cursorclass=pymysql.cursors.DictCursor)
         try:
             with conn.cursor() as cur:
-                cur.execute(f"SHOW SLAVE {conn.escape(connection)} STATUS" if connection
+                cur.execute(f"SHOW SLAVE '{escape_string(connection)}' STATUS" if connection
                             else "SHOW SLAVE STATUS")
                 row = cur.fetchone()
                 return dict(row) if row else {}
@@ -132,11 +134,13 @@ def _start_server(workdir: Path, name: str, server_id: int) -> MariadbServer:
             err = workdir / f"{name}.err"
             raise MariadbUnavailable(
                 f"mariadbd {name} exited: {err.read_text()[-2000:] if err.exists() else ''}")
-        try:
+        # Wait for the server's own word: a client connecting earlier can be accepted and
+        # then dropped mid-handshake.
+        err_log = workdir / f"{name}.err"
+        if err_log.exists() and "ready for connections" in err_log.read_text(errors="replace"):
             server.sql("SELECT 1")
             return server
-        except Exception:  # noqa: BLE001 - not up yet
-            time.sleep(0.1)
+        time.sleep(0.05)
     server.stop()
     raise MariadbUnavailable(f"mariadbd {name} did not answer within 60 s")
 
@@ -154,7 +158,7 @@ class ReplicationPair:
     def change_master(self, connection: str = "", *, delay: int = 0) -> None:
         """Point ``connection`` of the replica at the primary's current position; start it."""
         file, pos = self.primary_position()
-        conn_sql = self.replica.connect().escape(connection) if connection else ""
+        conn_sql = f"'{escape_string(connection)}'" if connection else ""
         self.replica.sql(
             f"CHANGE MASTER {conn_sql} TO MASTER_HOST='127.0.0.1', "
             f"MASTER_PORT={self.primary.port}, MASTER_USER='{REPL_USER}', "
