@@ -14,7 +14,7 @@ import json
 import os
 import re
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -35,6 +35,10 @@ class IntrusionConfig:
     """``[checks.<name>]`` of type ``intrusion``; keys and defaults in docs/checks/intrusion.md."""
 
     auth_log: str = ""
+    source: Literal["file", "journal"] = "file"
+    journalctl: str = "journalctl"
+    journal_units: tuple[str, ...] = ("ssh", "sshd")
+    command_timeout: Seconds = Seconds(10)
     check_auth_log: bool = True
     window: Seconds = Seconds(600)
     source_warn: int = 10
@@ -62,6 +66,13 @@ class IntrusionConfig:
                               "nothing to check")
         if self.window <= 0:
             raise ConfigError("window", "must be more than 0 seconds")
+        if self.source == "journal" and self.auth_log:
+            raise ConfigError("auth_log", "is a file: it cannot be read with source = "
+                              "\"journal\"")
+        if self.source == "journal" and not self.journal_units:
+            raise ConfigError("journal_units", "must name at least one unit")
+        if self.command_timeout <= 0:
+            raise ConfigError("command_timeout", "must be more than 0 seconds")
         for low, high in (("source_warn", "source_crit"), ("user_warn", "user_crit")):
             if getattr(self, low) < 1:
                 raise ConfigError(low, "must be at least 1")
@@ -180,7 +191,7 @@ def parse_line(line: str, now: float) -> AuthEvent | None:
     tag = _TAG.match(rest)
     if tag is None:
         return None
-    connection = f"{host}/{tag.group(2) or ''}"
+    connection = f"{host}/{tag.group(2)}" if tag.group(2) else ""
     return parse_message(tag.group(3), at, connection)
 
 
@@ -851,6 +862,9 @@ def read_new(path: Path, position: LogPosition | None, max_read: int
                                  "be missed")
         handle.seek(start)
         data = handle.read(max(0, budget))
+        if position is None and start:
+            skip = data.find(b"\n") + 1  # the tail starts inside a line: begin at the next
+            data, start = data[skip:], start + skip
         cut = data.rfind(b"\n") + 1  # a line being written is read whole next run
         data = data[:cut]
         chunks.append(Chunk(data, str(path)))
@@ -858,6 +872,61 @@ def read_new(path: Path, position: LogPosition | None, max_read: int
         backlog = max(0, st.st_size - end)
         new_position = LogPosition(st.st_dev, st.st_ino, end, _fingerprint_at(handle, end))
     return chunks, new_position, notes, backlog
+
+
+# ---------------------------------------------------------------------------- the journal
+
+JOURNAL_TARGET = "journal"
+
+
+@dataclass(frozen=True, slots=True)
+class CommandOutput:
+    """What a command printed; ``returncode`` None when it did not finish in time."""
+
+    returncode: int | None
+    stdout: str
+    stderr: str
+
+
+CommandRunner = Callable[[Sequence[str], float], CommandOutput]
+
+
+def run_command(argv: Sequence[str], timeout: float) -> CommandOutput:
+    """Run a command with a timeout, without a shell, in the C locale."""
+    import subprocess  # only hosts that read the journal pay for it
+
+    env = {**os.environ, "LC_ALL": "C"}
+    try:
+        done = subprocess.run(list(argv), capture_output=True, text=True, timeout=timeout,
+                              check=False, env=env, stdin=subprocess.DEVNULL, errors="replace")
+    except subprocess.TimeoutExpired:
+        return CommandOutput(None, "", f"no answer within {timeout:g}s")
+    except OSError as err:
+        return CommandOutput(127, "", f"cannot run {argv[0]}: {err.strerror or err}")
+    return CommandOutput(done.returncode, done.stdout, done.stderr)
+
+
+def journal_argv(config: IntrusionConfig, cursor: str, since: float,
+                 extra: Sequence[str] = ()) -> list[str]:
+    """``journalctl -u ssh -u sshd -o short-iso --show-cursor`` after the cursor or since."""
+    argv = [config.journalctl, *extra]
+    for unit in config.journal_units:
+        argv += ["-u", unit]
+    argv += ["-o", "short-iso", "--no-pager", "--show-cursor"]
+    argv += ["--after-cursor", cursor] if cursor else ["--since", f"@{int(since)}"]
+    return argv
+
+
+def split_journal_output(stdout: str) -> tuple[list[str], str]:
+    """The entry lines and the cursor (``-- cursor: ...``, empty when none)."""
+    lines: list[str] = []
+    cursor = ""
+    for line in stdout.splitlines():
+        if line.startswith("-- cursor: "):
+            cursor = line[len("-- cursor: "):].strip()
+        elif line and not line.startswith("-- "):
+            lines.append(line)
+    return lines, cursor
 
 
 # ---------------------------------------------------------------------------- the check
@@ -871,11 +940,16 @@ class IntrusionCheck:
 
     def __init__(self, config: IntrusionConfig, context: CheckContext, *,
                  proc: Path = Path("/proc"),
-                 default_logs: Sequence[str] = DEFAULT_LOGS) -> None:
+                 default_logs: Sequence[str] = DEFAULT_LOGS,
+                 run: CommandRunner = run_command,
+                 journal_args: Sequence[str] = ()) -> None:
         self.config = config
         self.context = context
         self.proc = proc
         self.default_logs = default_logs
+        self.run_command = run
+        self.journal_args = tuple(journal_args)
+        """Extra journalctl arguments (``--directory DIR`` in tests)."""
 
     def log_path(self) -> Path:
         """The configured log, or the first of the distribution defaults that exists."""
@@ -896,8 +970,9 @@ class IntrusionCheck:
 
     def read_log(self) -> LogFacts:
         """Fold the auth log's new lines into the saved state and save it again."""
+        journal = self.config.source == "journal"
         path = self.log_path()
-        target = str(path)
+        target = JOURNAL_TARGET if journal else str(path)
         store = state_path(self.context.state_dir, self.context.name)
         notes: list[str] = []
         state = AuthState()
@@ -907,41 +982,68 @@ class IntrusionCheck:
             if saved.get("format") != STATE_FORMAT or saved.get("path") != target:
                 raise ValueError("written for another format or log")
             state = AuthState.from_json(saved["auth"])
-            if saved.get("position"):
+            if saved.get("position") and not journal:
                 position = LogPosition(**saved["position"])
+            cursor = str(saved.get("cursor", "")) if journal else ""
         except FileNotFoundError:
-            pass
+            cursor = ""
         except (OSError, ValueError, TypeError, KeyError, AttributeError) as err:
+            cursor = ""
             notes.append(f"state unreadable ({type(err).__name__}: {err}), started over")
-        try:
-            chunks, new_position, read_notes, backlog = read_new(
-                path, position, int(self.config.max_read))
-        except FileNotFoundError:
-            return LogFacts(target, None, f"{target} does not exist")
-        except OSError as err:
-            return LogFacts(target, None, f"cannot read {target}: {err.strerror or err}")
-        notes.extend(read_notes)
         now = self.context.clock()
+        backlog = 0
+        if journal:
+            texts, cursor, error = self.read_journal(cursor, now, notes)
+            if error:
+                return LogFacts(target, None, error)
+            saved_position: dict[str, Any] | None = None
+        else:
+            try:
+                chunks, new_position, read_notes, backlog = read_new(
+                    path, position, int(self.config.max_read))
+            except FileNotFoundError:
+                return LogFacts(target, None, f"{target} does not exist")
+            except OSError as err:
+                return LogFacts(target, None, f"cannot read {target}: {err.strerror or err}")
+            notes.extend(read_notes)
+            texts = [raw.decode("utf-8", "replace") for chunk in chunks
+                     for raw in chunk.data.split(b"\n") if raw]
+            saved_position = vars(new_position)
         events: list[AuthEvent] = []
-        lines = 0
-        size = 0
-        for chunk in chunks:
-            size += len(chunk.data)
-            for raw in chunk.data.split(b"\n"):
-                if not raw:
-                    continue
-                lines += 1
-                event = parse_line(raw.decode("utf-8", "replace"), now)
-                if event is not None:
-                    events.append(event)
+        for text in texts:
+            event = parse_line(text, now)
+            if event is not None:
+                events.append(event)
+        size = sum(len(t) + 1 for t in texts)
+        lines = len(texts)
         state = ingest(state, events, self.config, now)
         try:
-            write_json(store, {"format": STATE_FORMAT, "path": target,
-                               "position": vars(new_position), "auth": state.to_json()})
+            write_json(store, {"format": STATE_FORMAT, "path": target, "cursor": cursor,
+                               "position": saved_position, "auth": state.to_json()})
         except OSError as err:
             # Without saved state the next run reads the same lines again: say so loudly.
             return LogFacts(target, None, f"cannot save state {store}: {err.strerror or err}")
         return LogFacts(target, state, "", lines, size, backlog, tuple(notes))
+
+    def read_journal(self, cursor: str, now: float, notes: list[str]
+                     ) -> tuple[list[str], str, str]:
+        """New sshd lines of the journal: (lines, the new cursor, an error or "")."""
+        timeout = min(float(self.config.command_timeout), 0.8 * self.context.timeout)
+        since = now - max(float(self.config.window), float(self.config.alert_hold))
+        output = self.run_command(journal_argv(self.config, cursor, since, self.journal_args),
+                                  timeout)
+        if output.returncode not in (0, None) and cursor and "cursor" in output.stderr:
+            notes.append("journal cursor no longer valid (journal rotated or vacuumed); "
+                         "read again from the window's start")
+            output = self.run_command(journal_argv(self.config, "", since, self.journal_args),
+                                      timeout)
+        lines, new_cursor = split_journal_output(output.stdout)
+        # journalctl says "-- No entries --" also when it found no journal at all.
+        empty = "-- No entries --" in output.stdout and "No journal files" not in output.stderr
+        if output.returncode is None or (output.returncode != 0 and not lines and not empty):
+            first = (output.stderr.strip().splitlines() or [f"exit status {output.returncode}"])
+            return [], cursor, f"journalctl failed: {first[0][:160]}"
+        return lines, new_cursor or cursor, ""
 
     def read_listeners(self) -> ListenerFacts:
         """The listeners, the baseline (recorded now on a first run if configured)."""

@@ -16,7 +16,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -25,6 +25,7 @@ from checks.config import build
 from checks.intrusion import (
     LISTENERS_TARGET,
     LOGINS_TARGET,
+    CommandOutput,
     IntrusionCheck,
     IntrusionConfig,
     baseline_path,
@@ -419,3 +420,56 @@ def test_scenarios_give_their_expected_status(tmp_path: Path, kind: str) -> None
     if kind == "new_listener":
         results = IntrusionCheck(config, context).run()
         assert by_target(results)[LISTENERS_TARGET].status is Status.OK
+
+
+# ---------------------------------------------------------------------------- journal
+
+
+def test_the_real_journalctl_accepts_the_query_and_no_journal_is_unknown(
+    tmp_path: Path
+) -> None:
+    if shutil.which("journalctl") is None:
+        pytest.fail("journalctl is not installed: apt-get install systemd")
+    empty = tmp_path / "journal"
+    empty.mkdir()
+    config = IntrusionConfig(source="journal", check_listeners=False)
+    context = CheckContext(name="intrusion", state_dir=tmp_path / "state", clock=lambda: NOW)
+    results = IntrusionCheck(config, context, journal_args=["--directory", str(empty)]).run()
+    assert [r.target for r in results] == ["journal", LOGINS_TARGET]
+    assert {r.status for r in results} == {Status.UNKNOWN}
+    # The query itself was understood: journalctl only found no journal files.
+    assert "No journal files were found" in results[0].summary, results[0].summary
+
+
+def test_journal_lines_are_read_after_the_saved_cursor(tmp_path: Path) -> None:
+    # No journald runs on the test machine and none can be started without systemd, so
+    # journalctl's answers are played back here, in its exact `-o short-iso` form.
+    def iso(at: float) -> str:
+        return time.strftime("%Y-%m-%dT%H:%M:%S+0000", time.gmtime(at))
+
+    answers = [
+        "".join(f"{iso(NOW - 60 + i)} web1 sshd[{700 + i}]: Failed password for root from "
+                f"192.0.2.8 port {i} ssh2\n" for i in range(6))
+        + "-- cursor: s=abc;i=6\n",
+        f"{iso(NOW - 10)} web1 sshd[800]: Accepted password for root from 192.0.2.8 port 9 "
+        "ssh2\n-- cursor: s=abc;i=7\n",
+        "-- No entries --\n",
+    ]
+    calls: list[list[str]] = []
+
+    def run(argv: Sequence[str], timeout: float) -> CommandOutput:
+        calls.append(list(argv))
+        return CommandOutput(0 if len(calls) < 3 else 1, answers[len(calls) - 1], "")
+
+    config = IntrusionConfig(source="journal", check_listeners=False)
+    context = CheckContext(name="intrusion", state_dir=tmp_path, clock=lambda: NOW)
+    first = by_target(IntrusionCheck(config, context, run=run).run())
+    assert first["journal"].status is Status.OK and first["journal"].metrics[3].value == 6
+    assert calls[0][:5] == ["journalctl", "-u", "ssh", "-u", "sshd"]
+    assert "--since" in calls[0] and "--after-cursor" not in calls[0]
+    second = by_target(IntrusionCheck(config, context, run=run).run())
+    assert calls[1][-2:] == ["--after-cursor", "s=abc;i=6"]
+    assert second[LOGINS_TARGET].status is Status.CRITICAL  # after 6 failures, and as root
+    third = by_target(IntrusionCheck(config, context, run=run).run())
+    assert calls[2][-2:] == ["--after-cursor", "s=abc;i=7"]
+    assert third[LOGINS_TARGET].status is Status.CRITICAL
