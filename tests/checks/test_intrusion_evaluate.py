@@ -415,6 +415,10 @@ def test_proc_net_tables_give_listening_and_unconnected_sockets() -> None:
     ({"max_read": "1KiB"}, "max_read"),
     ({"root_login_status": "loud"}, "root_login_status"),
     ({"thresholds": 1}, "thresholds"),
+    ({"source": "journal", "auth_log": "/var/log/auth.log"}, "auth_log"),
+    ({"source": "journal", "journal_units": []}, "journal_units"),
+    ({"source": "syslog"}, "source"),
+    ({"command_timeout": 0}, "command_timeout"),
 ])
 def test_bad_config_names_the_key(table: dict[str, object], key: str) -> None:
     with pytest.raises(ConfigError) as caught:
