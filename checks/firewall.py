@@ -671,17 +671,17 @@ def judge_family(ruleset: Ruleset, family: str, config: FirewallConfig) -> Famil
               if c.hook == "input" and c.type == "filter" and c.family in _COVERS[family]]
     if not chains:
         return FamilyVerdict(family, Status.CRITICAL,
-                             f"{family}: no filter chain on the input hook", ())
+                             "no filter chain on the input hook", ())
     walks = tuple(walk_input_chain(c, ruleset.rules) for c in chains)
     denying = [w for w in walks if w.default_deny]
     if denying:
-        return FamilyVerdict(family, Status.OK, f"{family}: {denying[0].reason}", walks)
+        return FamilyVerdict(family, Status.OK, denying[0].reason, walks)
     if all(w.accepts_all for w in walks):
         return FamilyVerdict(family, Status.CRITICAL,
-                             f"{family}: input accepts everything ({walks[0].reason})", walks)
+                             f"input accepts everything ({walks[0].reason})", walks)
     status = Status.WARNING if config.require_default_deny else Status.OK
     partial = next(w for w in walks if not w.accepts_all)
-    return FamilyVerdict(family, status, f"{family}: no default deny ({partial.reason})", walks)
+    return FamilyVerdict(family, status, f"no default deny ({partial.reason})", walks)
 
 
 @dataclass(frozen=True, slots=True)
@@ -778,6 +778,14 @@ def _manager_note(managers: Mapping[str, str]) -> str:
     return f" ({', '.join(notes)})" if notes else ""
 
 
+def _by_reason(verdicts: Sequence[FamilyVerdict]) -> str:
+    """``ipv4, ipv6: <reason>``: families with the same reason (an inet chain) said once."""
+    grouped: dict[str, list[str]] = {}
+    for verdict in verdicts:
+        grouped.setdefault(verdict.reason, []).append(verdict.family)
+    return "; ".join(f"{', '.join(families)}: {reason}" for reason, families in grouped.items())
+
+
 def _input_result(config: FirewallConfig, ruleset: Ruleset, managers: Mapping[str, str],
                   check: str) -> CheckResult:
     details: dict[str, Any] = {"backend": ruleset.backend, "tables": ruleset.tables,
@@ -800,9 +808,9 @@ def _input_result(config: FirewallConfig, ruleset: Ruleset, managers: Mapping[st
     status = max((v.status for v in verdicts), key=lambda s: s.severity)
     bad = [v for v in verdicts if v.status is status and status is not Status.OK]
     if bad:
-        summary = "; ".join(v.reason for v in bad)
+        summary = _by_reason(bad)
     else:
-        summary = "input denies by default: " + "; ".join(v.reason for v in verdicts)
+        summary = "input denies by default: " + _by_reason(verdicts)
     return CheckResult(check, INPUT_TARGET, status, summary[:160], metrics, details)
 
 
