@@ -14,7 +14,7 @@ import json
 import os
 import re
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -256,19 +256,30 @@ class AuthState:
 MAX_INCIDENTS = 50
 MAX_ROOT_SOURCES = 256
 MAX_CONNECTIONS = 512
+INGEST_BATCH = 2000
 
 
 def _add(series: dict[str, list[float]], key: str, at: float, count: int, cap: int) -> None:
     times = series.pop(key, [])
-    times.extend([round(at, 3)] * count)
-    times.sort()
-    series[key] = times[-cap:]  # re-inserted: the dict stays ordered by last activity
+    times.extend([round(at, 3)] * min(count, cap))
+    if len(times) > 2 * cap:  # trimmed now and then, not on every event
+        times.sort()
+        del times[:-cap]
+    series[key] = times  # re-inserted: the dict stays ordered by last activity
 
 
 def ingest(state: AuthState, events: Iterable[AuthEvent], config: IntrusionConfig,
            now: float) -> AuthState:
-    """Fold events (in log order) into the state, then prune it to its bounds; pure."""
-    for event in events:
+    """Fold events (in log order) into the state, then prune it to its bounds; pure.
+
+    Pruned every ``INGEST_BATCH`` events against the latest event time, so that a large
+    backlog never holds more than a batch beyond the bounds.
+    """
+    latest = float("-inf")
+    for number, event in enumerate(events, 1):
+        latest = max(latest, event.at)
+        if number % INGEST_BATCH == 0:
+            prune(state, config, min(latest, now))
         if event.kind == Kind.ACCEPTED:
             _accepted(state, event, config)
             continue
@@ -288,8 +299,6 @@ def ingest(state: AuthState, events: Iterable[AuthEvent], config: IntrusionConfi
             _add(state.failures, event.address, event.at, count, config.source_cap)
             if event.user != "?":
                 _add(state.user_failures, event.user, event.at, count, config.user_cap)
-    while len(state.connections) > MAX_CONNECTIONS:
-        del state.connections[next(iter(state.connections))]
     return prune(state, config, now)
 
 
@@ -311,9 +320,10 @@ def _accepted(state: AuthState, event: AuthEvent, config: IntrusionConfig) -> No
 def prune(state: AuthState, config: IntrusionConfig, now: float) -> AuthState:
     """Forget failures older than the window, incidents past the hold; apply the caps."""
     oldest = now - config.window
-    for series in (state.failures, state.user_failures):
+    for series, cap in ((state.failures, config.source_cap),
+                        (state.user_failures, config.user_cap)):
         for key in list(series):
-            kept = [t for t in series[key] if t >= oldest]
+            kept = sorted(t for t in series[key] if t >= oldest)[-cap:]
             if kept:
                 series[key] = kept
             else:
@@ -325,6 +335,8 @@ def prune(state: AuthState, config: IntrusionConfig, now: float) -> AuthState:
         del state.user_failures[next(iter(state.user_failures))]
     state.incidents = [i for i in state.incidents
                        if float(i["at"]) >= now - config.alert_hold][-MAX_INCIDENTS:]
+    while len(state.connections) > MAX_CONNECTIONS:
+        del state.connections[next(iter(state.connections))]
     while len(state.root_sources) > MAX_ROOT_SOURCES:
         del state.root_sources[next(iter(state.root_sources))]
     return state
@@ -449,7 +461,8 @@ def evaluate_log(config: IntrusionConfig, log: LogFacts, now: float, *,
         "notes": list(log.notes),
     }
     if status is Status.OK:
-        summary = (f"{total} failed SSH logins in {minutes} from {len(sources)} addresses"
+        places = f"{len(sources)} address" + ("es" if len(sources) > 1 else "")
+        summary = (f"{total} failed SSH logins in {minutes} from {places}"
                    if total else f"no failed SSH logins in {minutes}")
     elif source_status.severity >= user_status.severity:
         address, count = sources[0]
@@ -818,60 +831,89 @@ def _find_rotated(path: Path, position: LogPosition) -> Path | None:
     return by_content
 
 
-@dataclass
-class Chunk:
-    """Bytes read from one file, whole lines only unless the file is finished."""
-
-    data: bytes
-    source: str
+READ_BLOCK = 64 * 1024
+MAX_LINE = 64 * 1024
 
 
-def read_new(path: Path, position: LogPosition | None, max_read: int
-             ) -> tuple[list[Chunk], LogPosition, list[str], int]:
-    """New bytes since ``position`` (following rotation); new position, notes, backlog."""
-    notes: list[str] = []
-    chunks: list[Chunk] = []
-    budget = max_read
-    with open(path, "rb") as handle:
-        st = os.fstat(handle.fileno())
-        start = 0
-        if position is None:
-            start = max(0, st.st_size - max_read)
-            if start:
-                notes.append(f"first run: read only the last {max_read} bytes")
-        else:
-            same_file = (st.st_dev, st.st_ino) == (position.device, position.inode)
-            intact = same_file and st.st_size >= position.offset and (
-                _fingerprint_at(handle, position.offset) == position.fingerprint)
-            if intact:
-                start = position.offset
+class LogReader:
+    """The new lines since ``position``, following rotation, read block by block.
+
+    Iterate ``lines()`` once; afterwards ``position`` is where the next run starts (after
+    the last whole line), ``backlog`` what is left beyond ``max_read``, ``notes`` what
+    happened (rotations followed, lines possibly missed).
+    """
+
+    def __init__(self, path: Path, position: LogPosition | None, max_read: int) -> None:
+        self.path = path
+        self.previous = position
+        self.max_read = max_read
+        self.position: LogPosition | None = None
+        self.backlog = 0
+        self.bytes_read = 0
+        self.notes: list[str] = []
+
+    def lines(self) -> Iterator[bytes]:
+        """Each new line once, without its newline; OSError when the log cannot be read."""
+        position = self.previous
+        budget = self.max_read
+        with open(self.path, "rb") as handle:
+            st = os.fstat(handle.fileno())
+            start = 0
+            if position is None:
+                start = max(0, st.st_size - budget)
+                if start:
+                    self.notes.append(f"first run: read only the last {budget} bytes")
+                    handle.seek(start - 1)
+                    if handle.read(1) != b"\n":  # the tail starts inside a line: skip it
+                        start += len(handle.readline(MAX_LINE))
             else:
-                rotated = _find_rotated(path, position)
-                if rotated is not None:
-                    with open(rotated, "rb") as old:
-                        old.seek(position.offset)
-                        data = old.read(budget)
-                    budget -= len(data)
-                    chunks.append(Chunk(data, str(rotated)))
-                    notes.append(f"finished the rotated {rotated.name} "
-                                 f"({len(data)} bytes)")
+                same_file = (st.st_dev, st.st_ino) == (position.device, position.inode)
+                intact = same_file and st.st_size >= position.offset and (
+                    _fingerprint_at(handle, position.offset) == position.fingerprint)
+                if intact:
+                    start = position.offset
                 else:
-                    what = "truncated" if same_file else "replaced"
-                    notes.append(f"log {what}; the old file was not found beside it "
-                                 "(compressed or removed): lines since the last run may "
-                                 "be missed")
-        handle.seek(start)
-        data = handle.read(max(0, budget))
-        if position is None and start:
-            skip = data.find(b"\n") + 1  # the tail starts inside a line: begin at the next
-            data, start = data[skip:], start + skip
-        cut = data.rfind(b"\n") + 1  # a line being written is read whole next run
-        data = data[:cut]
-        chunks.append(Chunk(data, str(path)))
-        end = start + len(data)
-        backlog = max(0, st.st_size - end)
-        new_position = LogPosition(st.st_dev, st.st_ino, end, _fingerprint_at(handle, end))
-    return chunks, new_position, notes, backlog
+                    rotated = _find_rotated(self.path, position)
+                    if rotated is not None:
+                        with open(rotated, "rb") as old:
+                            old.seek(position.offset)
+                            before = self.bytes_read
+                            yield from self._read(old, budget, finished=True)
+                        done = self.bytes_read - before
+                        budget -= done
+                        self.notes.append(f"finished the rotated {rotated.name} ({done} bytes)")
+                    else:
+                        what = "truncated" if same_file else "replaced"
+                        self.notes.append(f"log {what}; the old file was not found beside it "
+                                          "(compressed or removed): lines since the last run "
+                                          "may be missed")
+            handle.seek(start)
+            before = self.bytes_read
+            yield from self._read(handle, max(0, budget), finished=False)
+            end = start + self.bytes_read - before
+            self.backlog = max(0, st.st_size - end)
+            self.position = LogPosition(st.st_dev, st.st_ino, end, _fingerprint_at(handle, end))
+
+    def _read(self, handle: Any, budget: int, *, finished: bool) -> Iterator[bytes]:
+        # A file still written to ends with the line being written: it is left for the
+        # next run (not counted in bytes_read). A rotated file is finished to its end.
+        pending = b""
+        remaining = budget
+        while remaining > 0:
+            block = handle.read(min(READ_BLOCK, remaining))
+            if not block:
+                break
+            remaining -= len(block)
+            *complete, pending = (pending + block).split(b"\n")
+            for line in complete:
+                self.bytes_read += len(line) + 1
+                yield line
+            if len(pending) > MAX_LINE:  # no newline in sight: not a syslog line, move on
+                self.bytes_read += len(pending)
+                pending = b""
+        if finished and pending:
+            self.bytes_read += len(pending)
+            yield pending
 
 
 # ---------------------------------------------------------------------------- the journal
@@ -991,32 +1033,39 @@ class IntrusionCheck:
             cursor = ""
             notes.append(f"state unreadable ({type(err).__name__}: {err}), started over")
         now = self.context.clock()
+        counted = {"lines": 0, "bytes": 0}
+
+        def parsed(texts: Iterable[str]) -> Iterator[AuthEvent]:
+            for text in texts:
+                counted["lines"] += 1
+                event = parse_line(text, now)
+                if event is not None:
+                    yield event
+
         backlog = 0
+        saved_position: dict[str, Any] | None = None
         if journal:
             texts, cursor, error = self.read_journal(cursor, now, notes)
             if error:
                 return LogFacts(target, None, error)
-            saved_position: dict[str, Any] | None = None
+            state = ingest(state, parsed(texts), self.config, now)
+            counted["bytes"] = sum(len(t) + 1 for t in texts)
         else:
+            reader = LogReader(path, position, int(self.config.max_read))
             try:
-                chunks, new_position, read_notes, backlog = read_new(
-                    path, position, int(self.config.max_read))
+                state = ingest(state, parsed(raw.decode("utf-8", "replace")
+                                             for raw in reader.lines() if raw),
+                               self.config, now)
             except FileNotFoundError:
                 return LogFacts(target, None, f"{target} does not exist")
             except OSError as err:
                 return LogFacts(target, None, f"cannot read {target}: {err.strerror or err}")
-            notes.extend(read_notes)
-            texts = [raw.decode("utf-8", "replace") for chunk in chunks
-                     for raw in chunk.data.split(b"\n") if raw]
-            saved_position = vars(new_position)
-        events: list[AuthEvent] = []
-        for text in texts:
-            event = parse_line(text, now)
-            if event is not None:
-                events.append(event)
-        size = sum(len(t) + 1 for t in texts)
-        lines = len(texts)
-        state = ingest(state, events, self.config, now)
+            assert reader.position is not None  # set once the lines are all read
+            notes.extend(reader.notes)
+            saved_position = vars(reader.position)
+            backlog = reader.backlog
+            counted["bytes"] = reader.bytes_read
+        lines, size = counted["lines"], counted["bytes"]
         try:
             write_json(store, {"format": STATE_FORMAT, "path": target, "cursor": cursor,
                                "position": saved_position, "auth": state.to_json()})
