@@ -82,6 +82,7 @@ class MysqlReplicationConfig:
     unknown_lag_status: Literal["warning", "unknown"] = "unknown"
     heartbeat_table: str = ""
     io_stall_after: Seconds = Seconds(120)
+    connections: tuple[str, ...] = ()
     stopped_on_purpose: tuple[str, ...] = ()
     stopped_on_purpose_status: Literal["ok", "warning"] = "warning"
     recovery: bool = False
@@ -112,8 +113,13 @@ class MysqlReplicationConfig:
             raise ConfigError("heartbeat_table", "must be database.table (letters, digits, _, $)")
         if self.expected_replicas < 0:
             raise ConfigError("expected_replicas", "must not be negative")
-        if self.role == "primary" and (self.recovery or self.stopped_on_purpose):
-            key = "recovery" if self.recovery else "stopped_on_purpose"
+        for i, name in enumerate(self.connections):
+            if name in self.connections[:i]:
+                raise ConfigError(f"connections[{i}]", f"{name!r} is listed twice")
+        if self.role == "primary" and (self.recovery or self.stopped_on_purpose
+                                       or self.connections):
+            key = ("recovery" if self.recovery else
+                   "stopped_on_purpose" if self.stopped_on_purpose else "connections")
             raise ConfigError(key, "applies to role = \"replica\" only")
 
 
@@ -199,6 +205,19 @@ def evaluate(
                             (), {"error": facts.error, "address": address})]
     if config.role == "primary":
         return [_evaluate_primary(config, facts, check)]
+    if config.connections:
+        found = {c.target: c for c in facts.connections}
+        results = []
+        for wanted in config.connections:
+            conn = found.get(wanted) or found.get(wanted or DEFAULT_CONNECTION_TARGET)
+            if conn is None:
+                results.append(CheckResult(
+                    check, wanted or DEFAULT_CONNECTION_TARGET, Status.CRITICAL,
+                    f"replication {wanted or DEFAULT_CONNECTION_TARGET} is not configured "
+                    f"on {where}", (), {"configured": sorted(found), "state": "missing"}))
+            else:
+                results.append(_evaluate_connection(config, facts, conn, check))
+        return results
     if not facts.connections:
         return [CheckResult(check, "server", Status.CRITICAL,
                             f"{where} is not a replica: no replication configured",

@@ -214,6 +214,18 @@ def test_multi_source_one_result_per_connection() -> None:
         ("billing", Status.OK), ("cdr", Status.CRITICAL), ("default", Status.OK)]
 
 
+def test_connections_filter_and_missing_connection() -> None:
+    conns = (replace(HEALTHY, name="billing"), replace(HEALTHY, name="cdr", seconds_behind=900))
+    cfg = config(connections=["billing", "mediation"])
+    results = evaluate(cfg, ReplicationFacts(connections=conns), "repl", "db:3306")
+    assert [(r.target, r.status) for r in results] == [
+        ("billing", Status.OK), ("mediation", Status.CRITICAL)]
+    assert results[1].summary == "replication mediation is not configured on db:3306"
+    default = evaluate(config(connections=["default"]), ReplicationFacts(connections=(HEALTHY,)),
+                       "repl")
+    assert [(r.target, r.status) for r in default] == [("default", Status.OK)]
+
+
 @pytest.mark.parametrize(
     ("connected", "expected"),
     [(0, Status.CRITICAL), (1, Status.WARNING), (2, Status.OK), (3, Status.OK),
@@ -292,6 +304,9 @@ def test_error_names() -> None:
         ({"role": "leader"}, "role"),
         ({"role": "primary", "recovery": True}, "recovery"),
         ({"expected_replicas": -1}, "expected_replicas"),
+        ({"connections": ["a", "a"]}, "connections[1]"),
+        ({"role": "primary", "connections": ["a"]}, "connections"),
+        ({"role": "primary", "stopped_on_purpose": ["a"]}, "stopped_on_purpose"),
         ({"connect_timeout": 0}, "connect_timeout"),
         ({"io_stall_after": 0}, "io_stall_after"),
         ({"user": ""}, "user"),

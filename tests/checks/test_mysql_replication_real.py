@@ -173,7 +173,8 @@ def test_heartbeat_table_gives_the_true_lag(pair: ReplicationPair, tmp_path: Pat
         "(1, DATE_FORMAT(UTC_TIMESTAMP(6), '%Y-%m-%dT%H:%i:%s.%f'))",
     )
     pair.sync()
-    keys = {"heartbeat_table": "percona.heartbeat", "lag_warn": 60, "lag_crit": 300}
+    keys: dict[str, Any] = {"heartbeat_table": "percona.heartbeat", "lag_warn": 60,
+                            "lag_crit": 300}
     now = one(run_check(pair.replica.port, tmp_path, **keys))
     assert now.status is Status.OK and now.details["lag_source"] == "heartbeat"
     assert 0 <= now.details["lag"] < 5
@@ -192,7 +193,7 @@ def test_heartbeat_table_gives_the_true_lag(pair: ReplicationPair, tmp_path: Pat
 def test_io_stall_when_the_primary_freezes(pair: ReplicationPair, tmp_path: Path) -> None:
     # SIGSTOP keeps the primary's TCP connections open but silent: the IO thread still says
     # Yes (until slave_net_timeout, 60 s), yet nothing and no heartbeat arrives any more.
-    keys = {"io_stall_after": 3}
+    keys: dict[str, Any] = {"io_stall_after": 3}
     assert one(run_check(pair.replica.port, tmp_path, **keys)).status is Status.OK
     time.sleep(3.5)  # an idle primary: position frozen, but heartbeats (1 s) still arrive
     idle = one(run_check(pair.replica.port, tmp_path, **keys))
@@ -258,6 +259,10 @@ def test_named_connection_is_its_own_target(pair: ReplicationPair, tmp_path: Pat
     pair.replica.sql("STOP SLAVE 'billing' SQL_THREAD")
     stopped = one(run_check(pair.replica.port, tmp_path))
     assert stopped.target == "billing" and stopped.status is Status.CRITICAL
+    results = run_check(pair.replica.port, tmp_path, connections=["billing", "cdr"])
+    assert [(r.target, r.status) for r in results] == [
+        ("billing", Status.CRITICAL), ("cdr", Status.CRITICAL)]
+    assert results[1].summary.startswith("replication cdr is not configured")
 
 
 def test_primary_role_counts_connected_replicas(pair: ReplicationPair, tmp_path: Path) -> None:
@@ -275,17 +280,23 @@ def test_primary_role_counts_connected_replicas(pair: ReplicationPair, tmp_path:
     assert none.status is Status.CRITICAL and none.metrics[0].value == 0
 
 
-BREAKS: dict[str, Callable[[ReplicationPair], None]] = {
+def _duplicate_key(p: ReplicationPair) -> None:
+    p.replica.sql("INSERT INTO app.t VALUES (7, 'r')")
+    p.primary.sql("INSERT INTO app.t VALUES (7, 'p')")
+    p.wait_status("Slave_SQL_Running", "No")
+
+
+def _primary_down(p: ReplicationPair) -> None:
+    p.primary.stop()
+    p.wait_status("Slave_IO_Running", "Connecting")
+
+
+BREAKS: dict[str, Callable[[ReplicationPair], object]] = {
     "sql_thread_stopped": lambda p: p.replica.sql("STOP SLAVE SQL_THREAD"),
     "io_thread_stopped": lambda p: p.replica.sql("STOP SLAVE IO_THREAD"),
     "both_stopped": lambda p: p.replica.sql("STOP SLAVE"),
-    "duplicate_key": lambda p: (
-        p.replica.sql("INSERT INTO app.t VALUES (7, 'r')"),
-        p.primary.sql("INSERT INTO app.t VALUES (7, 'p')"),
-        p.wait_status("Slave_SQL_Running", "No"),
-    ) and None,
-    "primary_down": lambda p: (p.primary.stop(),
-                               p.wait_status("Slave_IO_Running", "Connecting")) and None,
+    "duplicate_key": _duplicate_key,
+    "primary_down": _primary_down,
 }
 
 
