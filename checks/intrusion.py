@@ -260,12 +260,11 @@ INGEST_BATCH = 2000
 
 
 def _add(series: dict[str, list[float]], key: str, at: float, count: int, cap: int) -> None:
-    times = series.pop(key, [])
+    times = series.setdefault(key, [])
     times.extend([round(at, 3)] * min(count, cap))
     if len(times) > 2 * cap:  # trimmed now and then, not on every event
         times.sort()
         del times[:-cap]
-    series[key] = times  # re-inserted: the dict stays ordered by last activity
 
 
 def ingest(state: AuthState, events: Iterable[AuthEvent], config: IntrusionConfig,
@@ -317,6 +316,20 @@ def _accepted(state: AuthState, event: AuthEvent, config: IntrusionConfig) -> No
         state.root_sources[event.address] = event.at
 
 
+def _evict(series: dict[str, list[float]], keep: int) -> int:
+    """Forget the keys with the fewest failures (then the least recent) beyond ``keep``.
+
+    Fewest first, not least recent first: a flood of one-off scanners must not push a
+    patient brute-forcer (or the failures before its login) out of the state.
+    """
+    excess = len(series) - keep
+    if excess <= 0:
+        return 0
+    for key in sorted(series, key=lambda k: (len(series[k]), series[k][-1]))[:excess]:
+        del series[key]
+    return excess
+
+
 def prune(state: AuthState, config: IntrusionConfig, now: float) -> AuthState:
     """Forget failures older than the window, incidents past the hold; apply the caps."""
     oldest = now - config.window
@@ -328,11 +341,8 @@ def prune(state: AuthState, config: IntrusionConfig, now: float) -> AuthState:
                 series[key] = kept
             else:
                 del series[key]
-    while len(state.failures) > config.max_sources:
-        del state.failures[next(iter(state.failures))]  # the least recently active
-        state.dropped_sources += 1
-    while len(state.user_failures) > config.max_sources:
-        del state.user_failures[next(iter(state.user_failures))]
+    state.dropped_sources += _evict(state.failures, config.max_sources)
+    _evict(state.user_failures, config.max_sources)
     state.incidents = [i for i in state.incidents
                        if float(i["at"]) >= now - config.alert_hold][-MAX_INCIDENTS:]
     while len(state.connections) > MAX_CONNECTIONS:

@@ -219,11 +219,11 @@ def test_one_connection_is_one_failure_however_many_lines_say_so() -> None:
 
 def test_state_stays_bounded() -> None:
     config = IntrusionConfig(max_sources=10)
-    events = [failed(NOW - 1, f"10.0.{i // 250}.{i % 250}", "root") for i in range(100)]
-    events += [failed(NOW - 1, "203.0.113.5", "root")] * 1000
+    events = [failed(NOW - 2, "203.0.113.5", "root")] * 1000
+    events += [failed(NOW - 1, f"10.0.{i // 250}.{i % 250}", "root") for i in range(100)]
     state = ingest(AuthState(), events, config, NOW)
     assert len(state.failures) == 10
-    assert "203.0.113.5" in state.failures  # the most recently active stays
+    assert "203.0.113.5" in state.failures  # the most failures stays, though not the latest
     assert len(state.failures["203.0.113.5"]) == config.source_cap == 51
     assert len(state.user_failures["root"]) == config.user_cap == 101
     assert state.dropped_sources == 91
@@ -431,3 +431,26 @@ def test_defaults_and_durations() -> None:
     assert config.window == Seconds(300) and config.alert_hold == Seconds(7200)
     assert parse_port_range("20000-20100") == (20000, 20100)
     assert parse_listener_rule("udp:127.0.0.1:53").address == "127.0.0.1"
+
+
+def test_a_long_backlog_keeps_a_login_after_failures_read_in_an_early_batch() -> None:
+    # Read on a first run 50 minutes later: the stream is pruned every few thousand events
+    # against the latest event time, not against now, so the failures before the login
+    # are still there when the login is folded in.
+    start = NOW - 3000
+    events = [failed(start + i * 0.01, "203.0.113.5", "oracle") for i in range(5)]
+    events += [failed(start + 1 + i * 0.01, f"10.1.{i // 250}.{i % 250}", "x")
+               for i in range(5000)]
+    events.append(accepted(start + 120, "203.0.113.5", "oracle"))
+    events += [failed(start + 200 + i * 0.5, "198.51.100.1", f"y{i}") for i in range(5000)]
+    state = ingest(AuthState(), events, CONFIG, NOW)
+    kinds = [i["kind"] for i in state.incidents]
+    assert kinds == ["success_after_failures"]
+    assert len(state.failures) <= CONFIG.max_sources
+
+
+@pytest.mark.parametrize("count", [1, 2, 5])
+def test_failures_at_the_same_second_from_one_line_of_repeats(count: int) -> None:
+    event = AuthEvent(NOW - 1, Kind.FAILED, "203.0.113.5", "root", "h/1", "password", count)
+    state = ingest(AuthState(), [event], CONFIG, NOW)
+    assert window_counts(state.failures, NOW, 600) == [("203.0.113.5", count)]

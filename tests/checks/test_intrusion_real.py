@@ -473,3 +473,11 @@ def test_journal_lines_are_read_after_the_saved_cursor(tmp_path: Path) -> None:
     third = by_target(IntrusionCheck(config, context, run=run).run())
     assert calls[2][-2:] == ["--after-cursor", "s=abc;i=7"]
     assert third[LOGINS_TARGET].status is Status.CRITICAL
+
+
+def test_a_line_without_end_does_not_stall_the_reader(tmp_path: Path) -> None:
+    log = tmp_path / "auth.log"
+    log.write_bytes(b"x" * 200_000 + b"\n" + fail(NOW - 60, 0).encode())
+    rates = by_target(check(tmp_path, log).run())[str(log)]
+    assert rates.metrics[3].value == 1
+    assert rates.details["bytes_read"] == log.stat().st_size
