@@ -16,6 +16,7 @@ import re
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -105,8 +106,8 @@ class IntrusionConfig:
 # ---------------------------------------------------------------------------- auth log lines
 
 
-class Kind:
-    """Kinds of sshd events (plain strings: they go into the JSON state)."""
+class Kind(StrEnum):
+    """Kinds of sshd events."""
 
     FAILED = "failed"
     """``Failed <method> for [invalid user] X from IP``: one attempt, the strong evidence."""
@@ -121,7 +122,7 @@ class AuthEvent:
     """One sshd event of the auth log."""
 
     at: float
-    kind: str
+    kind: Kind
     address: str
     user: str
     connection: str = ""
