@@ -5,7 +5,9 @@ offset kept in the state directory, rotation and truncation followed), folds the
 events into a small bounded state with ``ingest`` (pure), reads the listening sockets from
 ``/proc/net`` and the recorded baseline; ``evaluate`` (pure) turns those facts into three
 results: the failure rates (target: the log's path), the logins (target ``logins``) and the
-listeners (target ``listeners``). Reference: docs/checks/intrusion.md.
+listeners (target ``listeners``). The file and journal reading lives in
+``checks.intrusion_files``, the socket tables in ``checks.intrusion_sockets``.
+Reference: docs/checks/intrusion.md.
 """
 
 from __future__ import annotations
@@ -14,13 +16,30 @@ import json
 import os
 import re
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 from checks.config import Bytes, ConfigError, Seconds
+from checks.intrusion_files import (
+    JOURNAL_TARGET,
+    CommandRunner,
+    LogPosition,
+    LogReader,
+    journal_argv,
+    run_command,
+    split_journal_output,
+)
+from checks.intrusion_sockets import (
+    Listener,
+    name_listeners,
+    parse_listener_rule,
+    parse_port_range,
+    read_listeners,
+    rule_matches,
+)
 from checks.registry import CheckContext
 from checks.result import CheckResult, Metric, Status, unknown
 
@@ -28,7 +47,6 @@ DEFAULT_LOGS = ("/var/log/auth.log", "/var/log/secure")  # Debian family, RHEL f
 LOGINS_TARGET = "logins"
 LISTENERS_TARGET = "listeners"
 STATE_FORMAT = 1
-FINGERPRINT_BYTES = 64
 
 
 @dataclass(frozen=True)
@@ -371,25 +389,6 @@ class LogFacts:
 
 
 @dataclass(frozen=True, slots=True)
-class Listener:
-    """One listening TCP socket or unconnected UDP socket."""
-
-    proto: str
-    """``tcp``, ``tcp6``, ``udp`` or ``udp6`` (the /proc/net file it came from)."""
-    address: str
-    port: int
-    inode: int = 0
-    process: str = ""
-    """``comm (pid N)``, or empty when no process could be read (not ours, gone)."""
-
-    @property
-    def key(self) -> str:
-        """``tcp 127.0.0.1:22``, ``tcp6 [::]:22``: what the baseline stores."""
-        host = f"[{self.address}]" if ":" in self.address else self.address
-        return f"{self.proto} {host}:{self.port}"
-
-
-@dataclass(frozen=True, slots=True)
 class ListenerFacts:
     """The listeners now, the baseline (None when there is none) and when it was taken."""
 
@@ -547,7 +546,7 @@ def evaluate_listeners(config: IntrusionConfig, facts: ListenerFacts, *,
     if facts.error:
         return unknown(check, LISTENERS_TARGET, facts.error)
     rules = [parse_listener_rule(r) for r in config.allowed_listeners]
-    allowed = [lst for lst in facts.listeners if any(_rule_matches(r, lst) for r in rules)]
+    allowed = [lst for lst in facts.listeners if any(rule_matches(r, lst) for r in rules)]
     checked = [lst for lst in facts.listeners if lst not in allowed]
     info: dict[str, Any] = {"listeners": len(facts.listeners), "allowed": len(allowed),
                             "notes": list(facts.notes)}
@@ -575,173 +574,6 @@ def evaluate_listeners(config: IntrusionConfig, facts: ListenerFacts, *,
         summary += f" (+{len(new) - 1} more)"
     status = Status.CRITICAL if config.new_listener_status == "critical" else Status.WARNING
     return CheckResult(check, LISTENERS_TARGET, status, summary[:120], metrics, info)
-
-
-# ---------------------------------------------------------------------------- listener rules
-
-
-@dataclass(frozen=True, slots=True)
-class ListenerRule:
-    """An ``allowed_listeners`` entry: a process name, or protocol/address/port."""
-
-    process: str = ""
-    proto: str = ""
-    address: str = ""
-    port: int | None = None
-
-
-def parse_listener_rule(text: str, key: str = "allowed_listeners") -> ListenerRule:
-    """``process:sshd``, ``22``, ``tcp:22``, ``udp:127.0.0.1:53``, ``tcp6:[::1]:631``."""
-    if text.startswith("process:"):
-        if not text[8:]:
-            raise ConfigError(key, f"{text!r}: empty process name")
-        return ListenerRule(process=text[8:])
-    proto, address, port_text = "", "", text
-    head, sep, tail = text.partition(":")
-    if sep and head in ("tcp", "tcp6", "udp", "udp6"):
-        proto, port_text = head, tail
-    if port_text.startswith("["):
-        address, bracket, rest = port_text[1:].partition("]")
-        if not bracket or not rest.startswith(":"):
-            raise ConfigError(key, f"{text!r}: expected [address]:port")
-        port_text = rest[1:]
-    elif port_text.count(":") == 1:
-        address, port_text = port_text.split(":")
-    if not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
-        raise ConfigError(key, f"{text!r}: expected [tcp|tcp6|udp|udp6:][address:]port "
-                          "or process:NAME")
-    return ListenerRule("", proto, address, int(port_text))
-
-
-def _rule_matches(rule: ListenerRule, listener: Listener) -> bool:
-    if rule.process:
-        return listener.process.split(" (pid")[0] == rule.process
-    if rule.proto and listener.proto != rule.proto and listener.proto != rule.proto + "6":
-        return False
-    if rule.address and rule.address != listener.address:
-        return False
-    return rule.port == listener.port
-
-
-def parse_port_range(text: str, key: str = "listener_ports") -> tuple[int, int]:
-    """``"8080"`` or ``"20000-20100"`` as (first, last)."""
-    first, _, last = text.partition("-")
-    try:
-        low, high = int(first), int(last or first)
-    except ValueError:
-        raise ConfigError(key, f"{text!r}: expected a port or a range such as 20000-20100"
-                          ) from None
-    if not 1 <= low <= high <= 65535:
-        raise ConfigError(key, f"{text!r}: ports run from 1 to 65535, low to high")
-    return low, high
-
-
-# ---------------------------------------------------------------------------- /proc/net
-
-
-TCP_LISTEN = "0A"
-UDP_UNCONNECTED = "07"
-
-
-def decode_address(hex_address: str) -> str:
-    """A /proc/net address (host byte order per 32-bit word) as text."""
-    raw = bytes.fromhex(hex_address)
-    words = b"".join(raw[i:i + 4][::-1] for i in range(0, len(raw), 4))
-    if len(words) == 4:
-        return ".".join(str(b) for b in words)
-    import socket  # only for IPv6 (compressed text form); the agent has it loaded anyway
-
-    return socket.inet_ntop(socket.AF_INET6, words)
-
-
-def parse_proc_net(text: str, proto: str) -> list[Listener]:
-    """The listening (TCP) or unconnected (UDP) sockets of one /proc/net file."""
-    wanted = TCP_LISTEN if proto.startswith("tcp") else UDP_UNCONNECTED
-    found = []
-    for line in text.splitlines()[1:]:
-        fields = line.split()
-        if len(fields) < 10 or fields[3] != wanted:
-            continue
-        local, _, port_hex = fields[1].partition(":")
-        remote = fields[2].partition(":")[0]
-        if wanted == UDP_UNCONNECTED and remote.strip("0"):
-            continue
-        found.append(Listener(proto, decode_address(local), int(port_hex, 16),
-                              int(fields[9])))
-    return found
-
-
-def socket_owners(proc: Path, inodes: set[int]) -> dict[int, str]:
-    """inode -> ``comm (pid N)`` from /proc/*/fd links; stops once every inode is found."""
-    owners: dict[int, str] = {}
-    wanted = {f"socket:[{i}]": i for i in inodes}
-    try:
-        pids = [e for e in os.listdir(proc) if e.isdigit()]
-    except OSError:
-        return owners
-    for pid in pids:
-        fd_dir = proc / pid / "fd"
-        try:
-            fds = os.listdir(fd_dir)
-        except OSError:
-            continue  # gone, or not ours to read
-        for fd in fds:
-            try:
-                link = os.readlink(fd_dir / fd)
-            except OSError:
-                continue
-            inode = wanted.get(link)
-            if inode is not None and inode not in owners:
-                try:
-                    comm = (proc / pid / "comm").read_text().strip()
-                except OSError:
-                    comm = "?"
-                owners[inode] = f"{comm} (pid {pid})"
-        if len(owners) == len(wanted):
-            break
-    return owners
-
-
-def ephemeral_ports(proc: Path) -> tuple[int, int]:
-    """The kernel's local port range for outgoing sockets (default 32768-60999)."""
-    try:
-        low, high = (proc / "sys/net/ipv4/ip_local_port_range").read_text().split()
-        return int(low), int(high)
-    except (OSError, ValueError):
-        return 32768, 60999
-
-
-def read_listeners(proc: Path, config: IntrusionConfig) -> tuple[list[Listener], list[str]]:
-    """The listeners of the whole host, filtered by ``listener_ports``; notes of what failed."""
-    listeners: list[Listener] = []
-    notes: list[str] = []
-    read_any = False
-    for proto in ("tcp", "tcp6", "udp", "udp6"):
-        try:
-            text = (proc / "net" / proto).read_text()
-        except OSError as err:
-            notes.append(f"/proc/net/{proto}: {err.strerror or err}")
-            continue
-        read_any = True
-        listeners.extend(parse_proc_net(text, proto))
-    if not read_any:
-        raise OSError("no /proc/net socket table readable: " + "; ".join(notes))
-    ranges = [parse_port_range(p) for p in config.listener_ports]
-    if ranges:
-        listeners = [x for x in listeners if any(lo <= x.port <= hi for lo, hi in ranges)]
-    if not config.include_ephemeral_udp:
-        low, high = ephemeral_ports(proc)
-        listeners = [x for x in listeners
-                     if x.proto.startswith("tcp") or not low <= x.port <= high]
-    unique = {x.key: x for x in listeners}  # SO_REUSEPORT: one row per socket, same key
-    return list(unique.values()), notes
-
-
-def name_listeners(proc: Path, listeners: Sequence[Listener]) -> list[Listener]:
-    """The same listeners with their process, where /proc lets us see it."""
-    owners = socket_owners(proc, {x.inode for x in listeners if x.inode})
-    return [Listener(x.proto, x.address, x.port, x.inode, owners.get(x.inode, ""))
-            for x in listeners]
 
 
 # ---------------------------------------------------------------------------- state files
@@ -777,7 +609,7 @@ def write_json(path: Path, payload: Any) -> None:
 def record_baseline(config: IntrusionConfig, context: CheckContext, *,
                     proc: Path = Path("/proc")) -> list[str]:
     """Record the host's current listeners as the baseline; returns their keys."""
-    listeners, _ = read_listeners(proc, config)
+    listeners, _ = read_listeners(proc, config.listener_ports, config.include_ephemeral_udp)
     named = name_listeners(proc, listeners)
     owners = {x.key: x.process.split(" (pid")[0] for x in named}
     payload = {"format": STATE_FORMAT, "recorded_at": context.clock(), "listeners": owners}
@@ -794,192 +626,6 @@ def load_baseline(path: Path) -> tuple[frozenset[str] | None, float | None]:
     if not isinstance(data, dict) or data.get("format") != STATE_FORMAT:
         raise ValueError("unexpected format")
     return frozenset(data["listeners"]), float(data["recorded_at"])
-
-
-# ---------------------------------------------------------------------------- reading the log
-
-
-@dataclass
-class LogPosition:
-    """Where the last run stopped: the file (device, inode), the offset and its last bytes."""
-
-    device: int
-    inode: int
-    offset: int
-    fingerprint: str
-    """Hex of the up to 64 bytes before ``offset``: proves the file still holds them."""
-
-
-def _fingerprint_at(handle: Any, offset: int) -> str:
-    start = max(0, offset - FINGERPRINT_BYTES)
-    handle.seek(start)
-    return str(handle.read(offset - start).hex())
-
-
-def _find_rotated(path: Path, position: LogPosition) -> Path | None:
-    """The sibling that holds the file we were reading (renamed, or copied and truncated)."""
-    try:
-        siblings = sorted(p for p in path.parent.iterdir()
-                          if p.name.startswith(path.name) and p != path
-                          and not p.name.endswith((".gz", ".xz", ".bz2", ".zst")))
-    except OSError:
-        return None
-    by_content: Path | None = None
-    for sibling in siblings:
-        try:
-            st = sibling.stat()
-        except OSError:
-            continue
-        if (st.st_dev, st.st_ino) == (position.device, position.inode):
-            return sibling
-        if by_content is None and st.st_size >= position.offset:
-            try:
-                with open(sibling, "rb") as handle:
-                    if _fingerprint_at(handle, position.offset) == position.fingerprint:
-                        by_content = sibling  # a copytruncate copy
-            except OSError:
-                continue
-    return by_content
-
-
-READ_BLOCK = 64 * 1024
-MAX_LINE = 64 * 1024
-
-
-class LogReader:
-    """The new lines since ``position``, following rotation, read block by block.
-
-    Iterate ``lines()`` once; afterwards ``position`` is where the next run starts (after
-    the last whole line), ``backlog`` what is left beyond ``max_read``, ``notes`` what
-    happened (rotations followed, lines possibly missed).
-    """
-
-    def __init__(self, path: Path, position: LogPosition | None, max_read: int) -> None:
-        self.path = path
-        self.previous = position
-        self.max_read = max_read
-        self.position: LogPosition | None = None
-        self.backlog = 0
-        self.bytes_read = 0
-        self.notes: list[str] = []
-
-    def lines(self) -> Iterator[bytes]:
-        """Each new line once, without its newline; OSError when the log cannot be read."""
-        position = self.previous
-        budget = self.max_read
-        with open(self.path, "rb") as handle:
-            st = os.fstat(handle.fileno())
-            start = 0
-            if position is None:
-                start = max(0, st.st_size - budget)
-                if start:
-                    self.notes.append(f"first run: read only the last {budget} bytes")
-                    handle.seek(start - 1)
-                    if handle.read(1) != b"\n":  # the tail starts inside a line: skip it
-                        start += len(handle.readline(MAX_LINE))
-            else:
-                same_file = (st.st_dev, st.st_ino) == (position.device, position.inode)
-                intact = same_file and st.st_size >= position.offset and (
-                    _fingerprint_at(handle, position.offset) == position.fingerprint)
-                if intact:
-                    start = position.offset
-                else:
-                    rotated = _find_rotated(self.path, position)
-                    if rotated is not None:
-                        with open(rotated, "rb") as old:
-                            old.seek(position.offset)
-                            before = self.bytes_read
-                            yield from self._read(old, budget, finished=True)
-                        done = self.bytes_read - before
-                        budget -= done
-                        self.notes.append(f"finished the rotated {rotated.name} ({done} bytes)")
-                    else:
-                        what = "truncated" if same_file else "replaced"
-                        self.notes.append(f"log {what}; the old file was not found beside it "
-                                          "(compressed or removed): lines since the last run "
-                                          "may be missed")
-            handle.seek(start)
-            before = self.bytes_read
-            yield from self._read(handle, max(0, budget), finished=False)
-            end = start + self.bytes_read - before
-            self.backlog = max(0, st.st_size - end)
-            self.position = LogPosition(st.st_dev, st.st_ino, end, _fingerprint_at(handle, end))
-
-    def _read(self, handle: Any, budget: int, *, finished: bool) -> Iterator[bytes]:
-        # A file still written to ends with the line being written: it is left for the
-        # next run (not counted in bytes_read). A rotated file is finished to its end.
-        pending = b""
-        remaining = budget
-        while remaining > 0:
-            block = handle.read(min(READ_BLOCK, remaining))
-            if not block:
-                break
-            remaining -= len(block)
-            *complete, pending = (pending + block).split(b"\n")
-            for line in complete:
-                self.bytes_read += len(line) + 1
-                yield line
-            if len(pending) > MAX_LINE:  # no newline in sight: not a syslog line, move on
-                self.bytes_read += len(pending)
-                pending = b""
-        if finished and pending:
-            self.bytes_read += len(pending)
-            yield pending
-
-
-# ---------------------------------------------------------------------------- the journal
-
-JOURNAL_TARGET = "journal"
-
-
-@dataclass(frozen=True, slots=True)
-class CommandOutput:
-    """What a command printed; ``returncode`` None when it did not finish in time."""
-
-    returncode: int | None
-    stdout: str
-    stderr: str
-
-
-CommandRunner = Callable[[Sequence[str], float], CommandOutput]
-
-
-def run_command(argv: Sequence[str], timeout: float) -> CommandOutput:
-    """Run a command with a timeout, without a shell, in the C locale."""
-    import subprocess  # only hosts that read the journal pay for it
-
-    env = {**os.environ, "LC_ALL": "C"}
-    try:
-        done = subprocess.run(list(argv), capture_output=True, text=True, timeout=timeout,
-                              check=False, env=env, stdin=subprocess.DEVNULL, errors="replace")
-    except subprocess.TimeoutExpired:
-        return CommandOutput(None, "", f"no answer within {timeout:g}s")
-    except OSError as err:
-        return CommandOutput(127, "", f"cannot run {argv[0]}: {err.strerror or err}")
-    return CommandOutput(done.returncode, done.stdout, done.stderr)
-
-
-def journal_argv(config: IntrusionConfig, cursor: str, since: float,
-                 extra: Sequence[str] = ()) -> list[str]:
-    """``journalctl -u ssh -u sshd -o short-iso --show-cursor`` after the cursor or since."""
-    argv = [config.journalctl, *extra]
-    for unit in config.journal_units:
-        argv += ["-u", unit]
-    argv += ["-o", "short-iso", "--no-pager", "--show-cursor"]
-    argv += ["--after-cursor", cursor] if cursor else ["--since", f"@{int(since)}"]
-    return argv
-
-
-def split_journal_output(stdout: str) -> tuple[list[str], str]:
-    """The entry lines and the cursor (``-- cursor: ...``, empty when none)."""
-    lines: list[str] = []
-    cursor = ""
-    for line in stdout.splitlines():
-        if line.startswith("-- cursor: "):
-            cursor = line[len("-- cursor: "):].strip()
-        elif line and not line.startswith("-- "):
-            lines.append(line)
-    return lines, cursor
 
 
 # ---------------------------------------------------------------------------- the check
@@ -1085,18 +731,21 @@ class IntrusionCheck:
             return LogFacts(target, None, f"cannot save state {store}: {err.strerror or err}")
         return LogFacts(target, state, "", lines, size, backlog, tuple(notes))
 
+    def journal_query(self, cursor: str, since: float) -> list[str]:
+        """The journalctl command line for entries after ``cursor`` (or since ``since``)."""
+        return journal_argv(self.config.journalctl, self.config.journal_units, cursor, since,
+                            self.journal_args)
+
     def read_journal(self, cursor: str, now: float, notes: list[str]
                      ) -> tuple[list[str], str, str]:
         """New sshd lines of the journal: (lines, the new cursor, an error or "")."""
         timeout = min(float(self.config.command_timeout), 0.8 * self.context.timeout)
         since = now - max(float(self.config.window), float(self.config.alert_hold))
-        output = self.run_command(journal_argv(self.config, cursor, since, self.journal_args),
-                                  timeout)
+        output = self.run_command(self.journal_query(cursor, since), timeout)
         if output.returncode not in (0, None) and cursor and "cursor" in output.stderr:
             notes.append("journal cursor no longer valid (journal rotated or vacuumed); "
                          "read again from the window's start")
-            output = self.run_command(journal_argv(self.config, "", since, self.journal_args),
-                                      timeout)
+            output = self.run_command(self.journal_query("", since), timeout)
         lines, new_cursor = split_journal_output(output.stdout)
         # journalctl says "-- No entries --" also when it found no journal at all.
         empty = "-- No entries --" in output.stdout and "No journal files" not in output.stderr
@@ -1108,7 +757,8 @@ class IntrusionCheck:
     def read_listeners(self) -> ListenerFacts:
         """The listeners, the baseline (recorded now on a first run if configured)."""
         try:
-            listeners, notes = read_listeners(self.proc, self.config)
+            listeners, notes = read_listeners(self.proc, self.config.listener_ports,
+                                              self.config.include_ephemeral_udp)
         except OSError as err:
             return ListenerFacts((), None, error=str(err))
         where = baseline_path(self.context.state_dir, self.context.name)

@@ -16,18 +16,20 @@ from checks.intrusion import (
     IntrusionConfig,
     IntrusionFacts,
     Kind,
-    Listener,
     ListenerFacts,
     LogFacts,
     classic_time,
-    decode_address,
     evaluate,
     ingest,
     parse_line,
+    window_counts,
+)
+from checks.intrusion_sockets import (
+    Listener,
+    decode_address,
     parse_listener_rule,
     parse_port_range,
     parse_proc_net,
-    window_counts,
 )
 from checks.result import CheckResult, Status
 

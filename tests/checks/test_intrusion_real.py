@@ -25,13 +25,13 @@ from checks.config import build
 from checks.intrusion import (
     LISTENERS_TARGET,
     LOGINS_TARGET,
-    CommandOutput,
     IntrusionCheck,
     IntrusionConfig,
     baseline_path,
     record_baseline,
     state_path,
 )
+from checks.intrusion_files import CommandOutput
 from checks.registry import CheckContext
 from checks.result import CheckResult, Status, worst
 from tests.checks import intrusion_scenarios
