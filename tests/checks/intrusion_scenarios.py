@@ -3,8 +3,7 @@
 ``build(kind, workdir, now, *, check_name, state_dir)`` writes an auth log under
 ``workdir`` in the Debian 12 format (rsyslog's RFC3339 timestamps) with lines timed
 relative to ``now``, records the listener baseline of the instance in ``state_dir`` (the
-agent's check state directory, ``<agent.state_dir>/checks``: the agent must be configured
-with it, or the listener result is UNKNOWN, never a false OK), opens a real listening
+agent's check state directory, ``<agent.state_dir>/checks``), opens a real listening
 socket where the scenario needs one, and returns a ``Scenario``: the ``[checks.<name>]``
 TOML table, the worst status the instance must report, and ``stop`` (closes the sockets
 the scenario opened).
@@ -12,7 +11,10 @@ the scenario opened).
 The listener half reads the whole machine's sockets. So that other services of this
 machine (and other tests) starting or stopping listeners cannot change the verdict, every
 scenario restricts the check to one port with ``listener_ports``: a port free when the
-builder ran, and the baseline of that port is recorded before any scenario socket opens.
+builder ran, whose baseline (empty) is recorded before any scenario socket opens. The
+table also allows ``process:sshd``: with an allowed list, a missing baseline counts as
+empty, so the expected status holds even for an agent whose state directory is not
+``state_dir`` (two agents over the same scenarios, each with its own state).
 
 Kinds (``KINDS``):
 
@@ -75,6 +77,7 @@ def _toml(name: str, log: Path, port: int) -> str:
         'timeout = "8s"\n'
         f'auth_log = "{log}"\n'
         f'listener_ports = ["{port}"]\n'
+        'allowed_listeners = ["process:sshd"]\n'
         "record_baseline_if_missing = false\n"
     )
 

@@ -422,6 +422,24 @@ def test_scenarios_give_their_expected_status(tmp_path: Path, kind: str) -> None
         assert by_target(results)[LISTENERS_TARGET].status is Status.OK
 
 
+@pytest.mark.parametrize("kind", intrusion_scenarios.KINDS)
+def test_scenarios_hold_for_an_agent_with_another_state_dir(tmp_path: Path, kind: str) -> None:
+    import tomllib
+
+    now = time.time()
+    scenario = intrusion_scenarios.build(kind, tmp_path / kind, now, check_name="sec",
+                                         state_dir=tmp_path / "builder-state")
+    try:
+        table = tomllib.loads(scenario.toml)["checks"]["sec"]
+        for runner_key in ("type", "interval", "timeout"):
+            table.pop(runner_key)
+        context = CheckContext(name="sec", state_dir=tmp_path / "agent-state", clock=lambda: now)
+        results = IntrusionCheck(build(IntrusionConfig, table), context).run()
+        assert worst(r.status for r in results) is scenario.expected
+    finally:
+        scenario.stop()
+
+
 # ---------------------------------------------------------------------------- journal
 
 
