@@ -22,12 +22,14 @@ from checks.firewall import (
     CommandOutput,
     FirewallConfig,
     FirewallFacts,
-    PortRange,
     RulesetReader,
     RulesetUnreadable,
     diff_lines,
     evaluate,
     load_baseline,
+)
+from checks.firewall_rules import (
+    PortRange,
     merge,
     parse_iptables_save,
     parse_nft_json,
