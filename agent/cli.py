@@ -26,6 +26,7 @@ from agent.scheduler import Produced, Scheduler, exit_status, run_once
 from agent.spool import Spool, SpoolStats, peek_stats
 from checks import registry
 from checks.config import ConfigError
+from checks.registry import CheckContext
 
 if TYPE_CHECKING:
     from agent.transport import Transport
@@ -51,6 +52,13 @@ def main(argv: Sequence[str] | None = None, *, lookup: CheckLookup = registry.lo
     check.add_argument("names", nargs="*", metavar="NAME", help="check instances (default: all)")
     validate = commands.add_parser("validate", help="check the configuration and exit")
     validate.add_argument("--config", required=True, metavar="PATH", help="agent TOML file")
+    baseline = commands.add_parser(
+        "record-baseline",
+        help="record the approved state (firewall ruleset, listening sockets) of the checks "
+             "that compare against one")
+    baseline.add_argument("--config", required=True, metavar="PATH", help="agent TOML file")
+    baseline.add_argument("names", nargs="*", metavar="NAME",
+                          help="check instances (default: every one that keeps a baseline)")
     args = parser.parse_args(argv)
 
     try:
@@ -60,6 +68,9 @@ def main(argv: Sequence[str] | None = None, *, lookup: CheckLookup = registry.lo
         if args.command == "check":
             config = load_config(args.config, lookup=lookup)
             return check_once(config, args.names, as_json=args.json)
+        if args.command == "record-baseline":
+            config = load_config(args.config, lookup=lookup)
+            return record_baselines(config, args.names)
         config = load_config(args.config, lookup=lookup, for_run=True)
     except ConfigError as err:
         print(f"config error: {err}", file=sys.stderr)
@@ -115,6 +126,37 @@ def _print_table(produced: Sequence[Produced], out: IO[str]) -> None:
     for row in rows:
         out.write("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=False)))
         out.write(f"  {row[3]}\n")
+
+
+def record_baselines(config: AgentConfig, names: Sequence[str], out: IO[str] | None = None) -> int:
+    """Record the baseline of each named (default: every) check whose type keeps one.
+
+    A check type keeps a baseline when its module has ``record_baseline(config, context)``;
+    the baseline goes where the running agent's check finds it (its state directory).
+    """
+    import importlib
+
+    out = out or sys.stdout
+    chosen = _select(config, names) if names else [c for c in config.checks if c.enabled]
+    state_dir = _check_state_dir(config)
+    recorded = 0
+    for spec in chosen:
+        module = importlib.import_module(spec.check_class.__module__)
+        record = getattr(module, "record_baseline", None)
+        if record is None:
+            if names:
+                raise ConfigError("", f"check {spec.name!r} (type {spec.type_name}) keeps no "
+                                      "baseline", config.file.name)
+            continue
+        what = record(spec.config, CheckContext(name=spec.name, state_dir=state_dir,
+                                                timeout=spec.timeout))
+        count = f"{len(what)} entries" if isinstance(what, list | tuple | dict) else str(what)
+        out.write(f"{spec.name}: baseline recorded ({count})\n")
+        recorded += 1
+    if not recorded:
+        out.write("no configured check keeps a baseline (firewall, intrusion)\n")
+        return CONFIG_ERROR
+    return 0
 
 
 def _check_state_dir(config: AgentConfig) -> Path:

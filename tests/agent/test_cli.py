@@ -187,3 +187,39 @@ def test_run_keeps_results_through_an_outage_and_stops_on_sigterm(
     spool = Spool(tmp_path / "state" / "spool")
     stats = spool.stats()
     assert stats.depth == stats.produced_total >= 4  # nothing lost while the collector is down
+
+
+def test_record_baseline_then_a_new_listener_is_reported(tmp_path: Path) -> None:
+    """`record-baseline` stores what the running agent's check compares against."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    auth_log = tmp_path / "auth.log"
+    auth_log.write_text("")
+    config = tmp_path / "agent.toml"
+    config.write_text(
+        f"[agent]\nstate_dir = '{tmp_path / 'state'}'\n\n"
+        f"[checks.intr]\ntype = 'intrusion'\nauth_log = '{auth_log}'\n"
+        f"listener_ports = ['{port}']\nrecord_baseline_if_missing = false\n")
+
+    def agent(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "agent", *args, "--config", str(config)],
+                              capture_output=True, text=True, timeout=60, cwd=ROOT, env=env())
+
+    recorded = agent("record-baseline")
+    assert recorded.returncode == 0, recorded.stderr
+    assert recorded.stdout.strip() == "intr: baseline recorded (0 entries)"
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", port))
+        listener.listen()
+        rows = json.loads(agent("check", "--json", "intr").stdout)
+    listeners = next(r for r in rows if r["target"] == "listeners")
+    assert listeners["status"] == 1, listeners
+    assert str(port) in listeners["summary"]
+    assert "python" in json.dumps(listeners)  # the new listener names its process
+
+    refused = agent("record-baseline", "agent")
+    assert refused.returncode == 2
+    assert "keeps no baseline" in refused.stderr
