@@ -139,7 +139,7 @@ def record_baselines(config: AgentConfig, names: Sequence[str], out: IO[str] | N
     out = out or sys.stdout
     chosen = _select(config, names) if names else [c for c in config.checks if c.enabled]
     state_dir = _check_state_dir(config)
-    recorded = 0
+    recorded = failed = 0
     for spec in chosen:
         module = importlib.import_module(spec.check_class.__module__)
         record = getattr(module, "record_baseline", None)
@@ -148,15 +148,20 @@ def record_baselines(config: AgentConfig, names: Sequence[str], out: IO[str] | N
                 raise ConfigError("", f"check {spec.name!r} (type {spec.type_name}) keeps no "
                                       "baseline", config.file.name)
             continue
-        what = record(spec.config, CheckContext(name=spec.name, state_dir=state_dir,
-                                                timeout=spec.timeout))
+        try:
+            what = record(spec.config, CheckContext(name=spec.name, state_dir=state_dir,
+                                                    timeout=spec.timeout))
+        except Exception as err:  # the ruleset or the sockets could not be read: say which
+            print(f"{spec.name}: cannot record the baseline: {err}", file=sys.stderr)
+            failed += 1
+            continue
         count = f"{len(what)} entries" if isinstance(what, list | tuple | dict) else str(what)
         out.write(f"{spec.name}: baseline recorded ({count})\n")
         recorded += 1
-    if not recorded:
+    if not recorded and not failed:
         out.write("no configured check keeps a baseline (firewall, intrusion)\n")
         return CONFIG_ERROR
-    return 0
+    return 1 if failed else 0
 
 
 def _check_state_dir(config: AgentConfig) -> Path:

@@ -553,7 +553,7 @@ def evaluate_listeners(config: IntrusionConfig, facts: ListenerFacts, *,
     if facts.baseline is None and not config.allowed_listeners:
         return unknown(check, LISTENERS_TARGET,
                        "no listener baseline recorded and no allowed_listeners: "
-                       "run record-listeners", **info)
+                       "run watchkeeper-agent record-baseline", **info)
     baseline = facts.baseline or frozenset()
     if facts.baseline_at is not None:
         info["baseline_at"] = facts.baseline_at

@@ -366,7 +366,7 @@ def test_tcp_rule_covers_tcp6_and_brackets_name_v6_addresses() -> None:
 
 def test_no_baseline_and_no_allowed_list_is_unknown() -> None:
     result = judge_listeners([listener(22)], None)
-    assert result.status is Status.UNKNOWN and "record-listeners" in result.summary
+    assert result.status is Status.UNKNOWN and "record-baseline" in result.summary
 
 
 def test_unreadable_sockets_are_unknown() -> None:
