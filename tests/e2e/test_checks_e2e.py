@@ -1,9 +1,10 @@
-"""The logrotate, backup, ntp and dns checks end to end, against the real tools.
+"""The checks end to end, against the real tools.
 
-Every scenario of the four checks' acceptance is set up for real (logrotate run on its own
-configuration, real archives, a real chronyd and dnsmasq on loopback, and the one NTP fake
-that serves a chosen offset), configured as one check instance each in one agent config,
-then:
+Every scenario of the checks' acceptance is set up for real (logrotate run on its own
+configuration, real archives, a real chronyd and dnsmasq on loopback and the one NTP fake
+that serves a chosen offset, nft and iptables rulesets in network namespaces, auth logs in
+the real formats and real listening sockets, apt outputs recorded from real apt),
+configured as one check instance each in one agent config, then:
 
 - ``watchkeeper-agent check`` prints every instance with its status and exits with the
   worst Nagios code;
@@ -23,7 +24,15 @@ from pathlib import Path
 import pytest
 
 from checks.result import Status
-from tests.checks import backup_scenarios, dns_scenarios, logrotate_scenarios, ntp_scenarios
+from tests.checks import (
+    backup_scenarios,
+    dns_scenarios,
+    firewall_scenarios,
+    intrusion_scenarios,
+    logrotate_scenarios,
+    ntp_scenarios,
+    os_updates_scenarios,
+)
 from tests.support.processes import Collector, Proc, agent_command, wait_until
 
 pytestmark = pytest.mark.e2e
@@ -39,9 +48,16 @@ class Case:
 
 
 @pytest.fixture(scope="module")
-def cases(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[Case]]:
-    """Every scenario of the four checks, set up once for the module."""
+def agent_state(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The agent's state_dir; baselines recorded by the scenarios live under it."""
+    return tmp_path_factory.mktemp("agent-state")
+
+
+@pytest.fixture(scope="module")
+def cases(tmp_path_factory: pytest.TempPathFactory, agent_state: Path) -> Iterator[list[Case]]:
+    """Every scenario of the checks, set up once for the module."""
     root = tmp_path_factory.mktemp("scenarios")
+    check_state = agent_state / "checks"
     now = time.time()
     stops: list[Callable[[], None]] = []
     built: list[Case] = []
@@ -64,18 +80,36 @@ def cases(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[Case]]:
             d = dns_scenarios.build(kind, root / name, check_name=name)
             stops.append(d.stop)
             built.append(Case(name, d.toml, d.expected))
+        for kind in firewall_scenarios.KINDS:
+            name = f"firewall_{kind}"
+            f = firewall_scenarios.build(kind, root / name, check_name=name,
+                                         state_dir=check_state)
+            stops.append(f.stop)
+            built.append(Case(name, f.toml, f.expected))
+        for kind in intrusion_scenarios.KINDS:
+            name = f"intrusion_{kind}"
+            i = intrusion_scenarios.build(kind, root / name, now, check_name=name,
+                                          state_dir=check_state)
+            stops.append(i.stop)
+            built.append(Case(name, i.toml, i.expected))
+        for kind in os_updates_scenarios.KINDS:
+            name = f"os_updates_{kind}"
+            o = os_updates_scenarios.build(kind, root / name, now, check_name=name)
+            built.append(Case(name, o.toml, o.expected))
         yield built
     finally:
         for stop in stops:
             stop()
 
 
-def _agent_config(workdir: Path, cases: list[Case], collector_url: str, token: str) -> Path:
+def _agent_config(
+    workdir: Path, cases: list[Case], collector_url: str, token: str, state_dir: Path
+) -> Path:
     token_file = workdir / "token"
     token_file.write_text(token + "\n")
     config = workdir / "agent.toml"
     config.write_text(
-        f'[agent]\nhost = "{HOST}"\nstate_dir = "{workdir / "state"}"\n\n'
+        f'[agent]\nhost = "{HOST}"\nstate_dir = "{state_dir}"\n\n'
         f'[collector]\nurl = "{collector_url}"\ntoken_file = "{token_file}"\n'
         'push_interval = "0.5s"\n\n' + "\n".join(case.toml for case in cases)
     )
@@ -90,9 +124,9 @@ def _worst_by_check(results: list[dict[str, object]]) -> dict[str, Status]:
 
 
 def test_agent_check_prints_every_scenario_with_its_status_and_exit_code(
-    cases: list[Case], tmp_path: Path
+    cases: list[Case], agent_state: Path, tmp_path: Path
 ) -> None:
-    config = _agent_config(tmp_path, cases, "http://127.0.0.1:9", "unused")
+    config = _agent_config(tmp_path, cases, "http://127.0.0.1:9", "unused", agent_state)
     names = [case.name for case in cases]
     done = subprocess.run(agent_command("check", "--config", str(config), "--json", *names),
                           capture_output=True, text=True, timeout=120)
@@ -113,7 +147,8 @@ def test_agent_check_prints_every_scenario_with_its_status_and_exit_code(
         assert any(case.expected.name in line for line in lines), (case.name, lines)
 
     # Each check type on its own exits with its own worst code.
-    for prefix in ("logrotate_", "backup_", "ntp_", "dns_"):
+    for prefix in ("logrotate_", "backup_", "ntp_", "dns_", "firewall_", "intrusion_",
+                   "os_updates_"):
         own = [c for c in cases if c.name.startswith(prefix)]
         alone = subprocess.run(
             agent_command("check", "--config", str(config), *(c.name for c in own)),
@@ -123,12 +158,12 @@ def test_agent_check_prints_every_scenario_with_its_status_and_exit_code(
 
 
 def test_each_failing_scenario_reaches_the_collector_with_its_status(
-    cases: list[Case], tmp_path: Path
+    cases: list[Case], agent_state: Path, tmp_path: Path
 ) -> None:
     collector = Collector(tmp_path)
     token = collector.enroll("e2e", HOST)
     collector.start()
-    config = _agent_config(tmp_path, cases, collector.url, token)
+    config = _agent_config(tmp_path, cases, collector.url, token, agent_state)
     agent = Proc(agent_command("run", "--config", str(config)), tmp_path / "agent.log").start()
     want = {case.name: case.expected.name for case in cases}
 
