@@ -149,10 +149,10 @@ class ReplicaConnection:
     """MASTER_DELAY in seconds (delayed replication on purpose)."""
     heartbeats_received: int | None = None
     heartbeat_period: float | None = None
-    received_unchanged_for: float | None = None
-    """Seconds the received position has not moved (None: not known yet)."""
-    heartbeats_unchanged_for: float | None = None
-    """Seconds the heartbeat counter has not moved (None: not known or no heartbeats)."""
+    received_since: float | None = None
+    """Epoch seconds since which the received position has not moved (from the state)."""
+    heartbeats_since: float | None = None
+    """Epoch seconds since which the heartbeat counter has not moved (None: no heartbeats)."""
     recovery_action: str = ""
     """What recovery did (e.g. ``START SLAVE 'x'``); empty when it did nothing."""
     recovery_error: str = ""
@@ -170,8 +170,8 @@ class ReplicationFacts:
     error_kind: Literal["", "unreachable", "credentials", "privilege", "query", "config"] = ""
     error: str = ""
     connections: tuple[ReplicaConnection, ...] = ()
-    heartbeat_lag: float | None = None
-    """Seconds, now (UTC) minus the newest heartbeat ``ts``; None when not configured/read."""
+    heartbeat_ts: float | None = None
+    """Epoch seconds of the newest heartbeat ``ts`` (UTC); None when not configured/read."""
     heartbeat_error: str = ""
     connected_replicas: int | None = None
     replica_hosts: tuple[str, ...] = ()
@@ -182,9 +182,10 @@ class ReplicationFacts:
 
 
 def evaluate(
-    config: MysqlReplicationConfig, facts: ReplicationFacts, check: str, address: str = ""
+    config: MysqlReplicationConfig, facts: ReplicationFacts, now: float, check: str,
+    address: str = "",
 ) -> list[CheckResult]:
-    """Judge the facts: one result per connection (replica) or one for the primary."""
+    """Judge the facts at ``now``: one result per connection (replica), or one for the primary."""
     where = address or "the database"
     if facts.error_kind:
         target = PRIMARY_TARGET if config.role == "primary" else "server"
@@ -216,13 +217,13 @@ def evaluate(
                     f"replication {wanted or DEFAULT_CONNECTION_TARGET} is not configured "
                     f"on {where}", (), {"configured": sorted(found), "state": "missing"}))
             else:
-                results.append(_evaluate_connection(config, facts, conn, check))
+                results.append(_evaluate_connection(config, facts, conn, now, check))
         return results
     if not facts.connections:
         return [CheckResult(check, "server", Status.CRITICAL,
                             f"{where} is not a replica: no replication configured",
                             (), {"address": address, "query": facts.status_query})]
-    return [_evaluate_connection(config, facts, c, check) for c in facts.connections]
+    return [_evaluate_connection(config, facts, c, now, check) for c in facts.connections]
 
 
 def _evaluate_primary(
@@ -248,8 +249,13 @@ def _thread_text(conn: ReplicaConnection) -> str:
     return f"IO {conn.io_running or '?'}, SQL {conn.sql_running or '?'}"
 
 
+def _since(now: float, since: float | None) -> float | None:
+    return None if since is None else max(0.0, now - since)
+
+
 def _evaluate_connection(
-    config: MysqlReplicationConfig, facts: ReplicationFacts, conn: ReplicaConnection, check: str
+    config: MysqlReplicationConfig, facts: ReplicationFacts, conn: ReplicaConnection,
+    now: float, check: str,
 ) -> CheckResult:
     label = f"replication {conn.target}"
     details: dict[str, Any] = {
@@ -258,13 +264,21 @@ def _evaluate_connection(
         "received_position": conn.received_position,
     }
     for key in ("last_io_errno", "last_io_error", "last_sql_errno", "last_sql_error",
-                "sql_delay", "received_unchanged_for", "heartbeats_unchanged_for",
-                "recovery_action", "recovery_error"):
+                "sql_delay", "recovery_action", "recovery_error"):
         value = getattr(conn, key)
         if value not in (0, "", None):
             details[key] = value
+    # Lag and stall are measured against ``now`` here, not at collection, so that the
+    # judgement is a function of the facts and the clock only.
+    heartbeat_lag = _since(now, facts.heartbeat_ts)
+    frozen = _since(now, conn.received_since)
+    heartbeats_frozen = _since(now, conn.heartbeats_since)
+    for key, value in (("received_unchanged_for", frozen),
+                       ("heartbeats_unchanged_for", heartbeats_frozen)):
+        if value is not None:
+            details[key] = round(value, 3)
     if config.heartbeat_table:
-        details["heartbeat_lag"] = facts.heartbeat_lag
+        details["heartbeat_lag"] = heartbeat_lag
         if facts.heartbeat_error:
             details["heartbeat_error"] = facts.heartbeat_error
 
@@ -313,19 +327,18 @@ def _evaluate_connection(
                       "stopped")
     # Both threads run. Is the IO thread really receiving?
     stall = config.io_stall_after
-    frozen = conn.received_unchanged_for
     if frozen is not None and frozen >= stall:
         evidence = ""
-        if facts.heartbeat_lag is not None and facts.heartbeat_lag >= stall:
-            evidence = f"heartbeat table {facts.heartbeat_lag:.0f} s old"
-        elif conn.heartbeats_unchanged_for is not None and conn.heartbeats_unchanged_for >= stall:
-            evidence = f"no replication heartbeat for {conn.heartbeats_unchanged_for:.0f} s"
+        if heartbeat_lag is not None and heartbeat_lag >= stall:
+            evidence = f"heartbeat table {heartbeat_lag:.0f} s old"
+        elif heartbeats_frozen is not None and heartbeats_frozen >= stall:
+            evidence = f"no replication heartbeat for {heartbeats_frozen:.0f} s"
         if evidence:
             return result(Status.CRITICAL,
                           f"{label}: IO thread stalled, received position frozen for "
                           f"{frozen:.0f} s ({evidence})", "io_stalled")
-    if config.heartbeat_table and facts.heartbeat_lag is not None:
-        lag: float | None = facts.heartbeat_lag
+    if config.heartbeat_table and heartbeat_lag is not None:
+        lag: float | None = heartbeat_lag
         lag_source = "heartbeat"
     else:
         lag = None if conn.seconds_behind is None else float(conn.seconds_behind)
@@ -422,35 +435,34 @@ def parse_heartbeat_ts(value: Any) -> dt.datetime:
 # ---------------------------------------------------------------------------- state
 
 
-def _track(
-    previous: Mapping[str, Any] | None, value: Any, now: float
-) -> tuple[dict[str, Any], float | None]:
-    """Remember since when ``value`` has been seen; how long it has not changed."""
-    since_seen = previous.get("since") if previous else None
-    if previous and previous.get("value") == value and isinstance(since_seen, int | float):
-        since = float(previous["since"])
-        return {"value": value, "since": since}, max(0.0, now - since)
-    return {"value": value, "since": now}, (None if not previous else 0.0)
+def _track(previous: Any, value: Any, now: float) -> dict[str, Any]:
+    """Remember since when ``value`` has been seen unchanged (``now`` when it is new)."""
+    if isinstance(previous, Mapping) and previous.get("value") == value:
+        since = previous.get("since")
+        if isinstance(since, int | float) and not isinstance(since, bool) and since <= now:
+            return {"value": value, "since": float(since)}
+    return {"value": value, "since": now}
 
 
 def apply_state(
     connections: Sequence[ReplicaConnection], state: Mapping[str, Any], now: float
 ) -> tuple[list[ReplicaConnection], dict[str, Any]]:
-    """Fill in how long positions and heartbeat counters stood still; the new state."""
+    """Fill in since when positions and heartbeat counters stood still; the new state."""
     new_state: dict[str, Any] = {}
     out = []
     for conn in connections:
         old = state.get(conn.target)
         old = old if isinstance(old, Mapping) else {}
-        pos_state, pos_frozen = _track(old.get("received"), conn.received_position, now)
-        entry: dict[str, Any] = {"received": pos_state}
-        hb_frozen = None
+        received = _track(old.get("received"), conn.received_position, now)
+        entry: dict[str, Any] = {"received": received}
+        heartbeats_since = None
         if conn.heartbeats_received is not None and (conn.heartbeat_period or 0) > 0:
-            hb_state, hb_frozen = _track(old.get("heartbeats"), conn.heartbeats_received, now)
-            entry["heartbeats"] = hb_state
+            heartbeats = _track(old.get("heartbeats"), conn.heartbeats_received, now)
+            entry["heartbeats"] = heartbeats
+            heartbeats_since = heartbeats["since"]
         new_state[conn.target] = entry
-        out.append(replace(conn, received_unchanged_for=pos_frozen,
-                           heartbeats_unchanged_for=hb_frozen))
+        out.append(replace(conn, received_since=received["since"],
+                           heartbeats_since=heartbeats_since))
     return out, new_state
 
 
@@ -498,14 +510,14 @@ def read_status(server: _Server) -> list[ReplicaConnection]:
     raise last
 
 
-def read_heartbeat(server: _Server, table: str, now: float) -> float:
-    """Seconds between now (UTC) and the newest heartbeat ``ts``."""
+def read_heartbeat(server: _Server, table: str) -> float:
+    """Epoch seconds of the newest heartbeat ``ts`` (written in UTC by the primary)."""
     database, name = table.split(".")
     rows = server.rows(f"SELECT MAX(`ts`) AS ts FROM `{database}`.`{name}`")
     if not rows or rows[0].get("ts") is None:
         raise ValueError(f"{table} has no heartbeat rows")
     stamp = parse_heartbeat_ts(rows[0]["ts"])
-    return max(0.0, now - stamp.timestamp())
+    return stamp.timestamp()
 
 
 def count_replicas(server: _Server) -> tuple[int, tuple[str, ...]]:
@@ -563,7 +575,8 @@ class MysqlReplicationCheck:
     def run(self) -> list[CheckResult]:
         """Connect, collect, remember positions, evaluate."""
         facts = self.collect()
-        return evaluate(self.config, facts, self.context.name, self.address)
+        return evaluate(self.config, facts, self.context.clock(), self.context.name,
+                        self.address)
 
     def _password(self) -> str:
         if self.config.password_file:
@@ -619,21 +632,24 @@ class MysqlReplicationCheck:
             count, hosts = count_replicas(server)
             return ReplicationFacts(connected_replicas=count, replica_hosts=hosts)
         connections = read_status(server)
+        if cfg.connections:
+            wanted = set(cfg.connections)
+            connections = [c for c in connections if c.name in wanted or c.target in wanted]
         server.mariadb_multi = server.status_query == "SHOW ALL SLAVES STATUS"
         if cfg.recovery:
             connections = self._recover(server, connections)
-        heartbeat_lag = None
+        heartbeat_ts = None
         heartbeat_error = ""
         if cfg.heartbeat_table:
             try:
-                heartbeat_lag = read_heartbeat(server, cfg.heartbeat_table, now)
+                heartbeat_ts = read_heartbeat(server, cfg.heartbeat_table)
             except (pymysql.err.MySQLError, ValueError) as err:
                 heartbeat_error = str(err)[:200]
         state = self._load_state()
         connections, new_state = apply_state(connections, state, now)
         self._save_state(new_state)
         return ReplicationFacts(
-            connections=tuple(connections), heartbeat_lag=heartbeat_lag,
+            connections=tuple(connections), heartbeat_ts=heartbeat_ts,
             heartbeat_error=heartbeat_error, status_query=server.status_query,
         )
 

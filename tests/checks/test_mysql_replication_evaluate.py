@@ -21,6 +21,7 @@ from checks.mysql_replication import (
 )
 from checks.result import CheckResult, Status
 
+NOW = 1_800_000_000.0
 CONFIG = MysqlReplicationConfig(lag_warn=Seconds(60), lag_crit=Seconds(300))
 HEALTHY = ReplicaConnection("", "Yes", "Yes", 0, source="10.0.0.1:3306",
                             received_position="mysql-bin.000001:900")
@@ -28,7 +29,7 @@ HEALTHY = ReplicaConnection("", "Yes", "Yes", 0, source="10.0.0.1:3306",
 
 def judge(conn: ReplicaConnection, config: MysqlReplicationConfig = CONFIG,
           **facts: Any) -> CheckResult:
-    results = evaluate(config, ReplicationFacts(connections=(conn,), **facts), "repl",
+    results = evaluate(config, ReplicationFacts(connections=(conn,), **facts), NOW, "repl",
                        "127.0.0.1:3306")
     assert len(results) == 1
     return results[0]
@@ -68,10 +69,10 @@ def test_seconds_behind_master_boundaries(lag: int, expected: Status) -> None:
 )
 def test_heartbeat_lag_wins_over_seconds_behind_master(lag: float, expected: Status) -> None:
     cfg = config(heartbeat_table="percona.heartbeat")
-    result = judge(replace(HEALTHY, seconds_behind=0), cfg, heartbeat_lag=lag)
+    result = judge(replace(HEALTHY, seconds_behind=0), cfg, heartbeat_ts=NOW - lag)
     assert result.status is expected
     assert result.details["lag_source"] == "heartbeat"
-    assert result.details["lag"] == lag
+    assert result.details["lag"] == pytest.approx(lag)
 
 
 def test_heartbeat_unreadable_falls_back_to_seconds_behind_master() -> None:
@@ -176,8 +177,9 @@ def test_io_connecting() -> None:
 def test_io_stall(frozen: float | None, hb_frozen: float | None, hb_lag: float | None,
                   expected_state: str) -> None:
     cfg = config(heartbeat_table="percona.heartbeat", lag_warn=600, lag_crit=900)
-    conn = replace(HEALTHY, received_unchanged_for=frozen, heartbeats_unchanged_for=hb_frozen)
-    result = judge(conn, cfg, heartbeat_lag=hb_lag if hb_lag is not None else 1.0)
+    conn = replace(HEALTHY, received_since=None if frozen is None else NOW - frozen,
+                   heartbeats_since=None if hb_frozen is None else NOW - hb_frozen)
+    result = judge(conn, cfg, heartbeat_ts=NOW - (hb_lag if hb_lag is not None else 1.0))
     assert result.details["state"] == expected_state
     if expected_state == "io_stalled":
         assert result.status is Status.CRITICAL and "IO thread stalled" in result.summary
@@ -188,7 +190,7 @@ def test_io_stall(frozen: float | None, hb_frozen: float | None, hb_lag: float |
 def test_connection_errors() -> None:
     def one(kind: str) -> CheckResult:
         facts = ReplicationFacts(error_kind=kind, error="x")  # type: ignore[arg-type]
-        return evaluate(CONFIG, facts, "repl", "127.0.0.1:3306")[0]
+        return evaluate(CONFIG, facts, NOW, "repl", "127.0.0.1:3306")[0]
 
     assert one("unreachable").status is Status.CRITICAL
     assert "database not reachable" in one("unreachable").summary
@@ -200,7 +202,7 @@ def test_connection_errors() -> None:
 
 
 def test_not_a_replica_is_critical() -> None:
-    result = evaluate(CONFIG, ReplicationFacts(), "repl")[0]
+    result = evaluate(CONFIG, ReplicationFacts(), NOW, "repl")[0]
     assert result.status is Status.CRITICAL and "not a replica" in result.summary
 
 
@@ -209,7 +211,7 @@ def test_multi_source_one_result_per_connection() -> None:
              replace(HEALTHY, name="cdr", sql_running="No", last_sql_errno=1062,
                      last_sql_error="dup"),
              HEALTHY)
-    results = evaluate(CONFIG, ReplicationFacts(connections=conns), "repl")
+    results = evaluate(CONFIG, ReplicationFacts(connections=conns), NOW, "repl")
     assert [(r.target, r.status) for r in results] == [
         ("billing", Status.OK), ("cdr", Status.CRITICAL), ("default", Status.OK)]
 
@@ -217,12 +219,12 @@ def test_multi_source_one_result_per_connection() -> None:
 def test_connections_filter_and_missing_connection() -> None:
     conns = (replace(HEALTHY, name="billing"), replace(HEALTHY, name="cdr", seconds_behind=900))
     cfg = config(connections=["billing", "mediation"])
-    results = evaluate(cfg, ReplicationFacts(connections=conns), "repl", "db:3306")
+    results = evaluate(cfg, ReplicationFacts(connections=conns), NOW, "repl", "db:3306")
     assert [(r.target, r.status) for r in results] == [
         ("billing", Status.OK), ("mediation", Status.CRITICAL)]
     assert results[1].summary == "replication mediation is not configured on db:3306"
     default = evaluate(config(connections=["default"]), ReplicationFacts(connections=(HEALTHY,)),
-                       "repl")
+                       NOW, "repl")
     assert [(r.target, r.status) for r in default] == [("default", Status.OK)]
 
 
@@ -233,14 +235,14 @@ def test_connections_filter_and_missing_connection() -> None:
 )
 def test_primary_replica_count(connected: int | None, expected: Status) -> None:
     cfg = config(role="primary", expected_replicas=2)
-    result = evaluate(cfg, ReplicationFacts(connected_replicas=connected), "repl")[0]
+    result = evaluate(cfg, ReplicationFacts(connected_replicas=connected), NOW, "repl")[0]
     assert result.status is expected
     assert result.target == "primary"
 
 
 def test_primary_expecting_none() -> None:
     cfg = config(role="primary", expected_replicas=0)
-    assert evaluate(cfg, ReplicationFacts(connected_replicas=0), "r")[0].status is Status.OK
+    assert evaluate(cfg, ReplicationFacts(connected_replicas=0), NOW, "r")[0].status is Status.OK
 
 
 def test_parse_both_column_namings() -> None:
@@ -268,15 +270,27 @@ def test_parse_both_column_namings() -> None:
 def test_apply_state_tracks_frozen_positions() -> None:
     conn = replace(HEALTHY, heartbeats_received=3, heartbeat_period=30.0)
     first, state = apply_state([conn], {}, 1000.0)
-    assert first[0].received_unchanged_for is None
+    assert (first[0].received_since, first[0].heartbeats_since) == (1000.0, 1000.0)
     second, state = apply_state([conn], state, 1130.0)
-    assert second[0].received_unchanged_for == 130.0
-    assert second[0].heartbeats_unchanged_for == 130.0
+    assert (second[0].received_since, second[0].heartbeats_since) == (1000.0, 1000.0)
     moved = replace(conn, received_position="mysql-bin.000001:950", heartbeats_received=4)
     third, state = apply_state([moved], state, 1200.0)
-    assert third[0].received_unchanged_for == 0.0 and third[0].heartbeats_unchanged_for == 0.0
-    _, broken = apply_state([conn], {"default": "garbage"}, 1.0)
-    assert "default" in broken
+    assert (third[0].received_since, third[0].heartbeats_since) == (1200.0, 1200.0)
+    no_heartbeats, _ = apply_state([replace(conn, heartbeat_period=0.0)], state, 1300.0)
+    assert no_heartbeats[0].heartbeats_since is None
+    # broken or future state starts afresh instead of failing or inventing a stall
+    broken, _ = apply_state([conn], {"default": "garbage"}, 5.0)
+    assert broken[0].received_since == 5.0
+    future, _ = apply_state([conn], {"default": {"received": {
+        "value": conn.received_position, "since": 9e9}}}, 5.0)
+    assert future[0].received_since == 5.0
+
+
+def test_first_run_is_never_a_stall() -> None:
+    (conn,), _ = apply_state([HEALTHY], {}, NOW)
+    result = judge(conn, config(io_stall_after=1))
+    assert result.details["state"] == "healthy"
+    assert result.details["received_unchanged_for"] == 0
 
 
 def test_parse_heartbeat_ts() -> None:
