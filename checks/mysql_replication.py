@@ -176,6 +176,8 @@ class ReplicationFacts:
     connected_replicas: int | None = None
     replica_hosts: tuple[str, ...] = ()
     status_query: str = ""
+    notes: tuple[str, ...] = ()
+    """What could not be read on the way (e.g. the processlist without PROCESS)."""
 
 
 # ---------------------------------------------------------------------------- evaluate
@@ -232,6 +234,8 @@ def _evaluate_primary(
     count = facts.connected_replicas
     details: dict[str, Any] = {"connected_replicas": count, "expected_replicas":
                                config.expected_replicas, "replica_hosts": list(facts.replica_hosts)}
+    if facts.notes:
+        details["notes"] = list(facts.notes)
     if count is None:
         return CheckResult(check, PRIMARY_TARGET, Status.UNKNOWN,
                            "could not count the connected replicas", (), details)
@@ -520,25 +524,45 @@ def read_heartbeat(server: _Server, table: str) -> float:
     return stamp.timestamp()
 
 
-def count_replicas(server: _Server) -> tuple[int, tuple[str, ...]]:
-    """Replicas connected to this primary: Binlog Dump threads, else SHOW SLAVE HOSTS."""
+_OWN_GLOBAL_PRIVILEGES = (
+    "SELECT PRIVILEGE_TYPE AS privilege FROM information_schema.USER_PRIVILEGES "
+    "WHERE GRANTEE = CONCAT(\"'\", SUBSTRING_INDEX(CURRENT_USER(), '@', 1), \"'@'\", "
+    "SUBSTRING_INDEX(CURRENT_USER(), '@', -1), \"'\")"
+)
+
+
+def count_replicas(server: _Server) -> tuple[int | None, tuple[str, ...]]:
+    """Replicas connected to this primary: SHOW REPLICAS / SHOW SLAVE HOSTS, else the
+    Binlog Dump threads of the processlist.
+
+    ``None`` when neither can be trusted. Without the PROCESS privilege the processlist
+    shows only the monitoring user's own threads, which would read as "no replica
+    connected": that is refused rather than reported as CRITICAL.
+    """
     import pymysql
 
-    try:
-        rows = server.rows(
-            "SELECT HOST AS host FROM information_schema.PROCESSLIST "
-            "WHERE COMMAND LIKE 'Binlog Dump%'")
-        return len(rows), tuple(sorted(_text(r["host"]).rsplit(":", 1)[0] for r in rows))
-    except pymysql.err.MySQLError as err:
-        server.notes.append(f"processlist: {err}")
     for query in ("SHOW REPLICAS", "SHOW SLAVE HOSTS"):
         try:
             rows = server.rows(query)
-        except pymysql.err.ProgrammingError:
+        except pymysql.err.ProgrammingError:  # syntax: not this server's dialect
             continue
+        except pymysql.err.MySQLError as err:
+            server.notes.append(f"{query}: {err}")
+            break
         hosts = tuple(sorted(_text(_col(r, "Host", default="")) for r in rows))
         return len(rows), hosts
-    raise RuntimeError("neither the processlist nor SHOW SLAVE HOSTS could be read")
+    try:
+        privileges = {_text(r["privilege"]).upper() for r in server.rows(_OWN_GLOBAL_PRIVILEGES)}
+        if not privileges & {"PROCESS", "SUPER"}:
+            server.notes.append("processlist: no PROCESS privilege, it shows only own threads")
+            return None, ()
+        rows = server.rows(
+            "SELECT HOST AS host FROM information_schema.PROCESSLIST "
+            "WHERE COMMAND LIKE 'Binlog Dump%'")
+    except pymysql.err.MySQLError as err:
+        server.notes.append(f"processlist: {err}")
+        return None, ()
+    return len(rows), tuple(sorted(_text(r["host"]).rsplit(":", 1)[0] for r in rows))
 
 
 def start_connection(server: _Server, conn: ReplicaConnection) -> str:
@@ -584,14 +608,16 @@ class MysqlReplicationCheck:
                 return handle.readline().rstrip("\r\n")
         return self.config.password
 
-    def _connect(self) -> Any:
+    def _connect(self, password: str) -> Any:
         import pymysql
         import pymysql.cursors
 
         cfg = self.config
-        timeout = max(1, round(cfg.connect_timeout))
+        # Each statement may take the whole timeout and a run makes a handful of them:
+        # keep them all inside the runner's timeout for this check.
+        timeout = max(1, round(min(cfg.connect_timeout, self.context.timeout / 5)))
         params: dict[str, Any] = {
-            "user": cfg.user, "password": self._password(), "connect_timeout": timeout,
+            "user": cfg.user, "password": password, "connect_timeout": timeout,
             "read_timeout": timeout, "write_timeout": timeout, "autocommit": True,
             "cursorclass": pymysql.cursors.DictCursor, "charset": "utf8mb4",
         }
@@ -607,9 +633,12 @@ class MysqlReplicationCheck:
         import pymysql
 
         try:
-            conn = self._connect()
-        except OSError as err:
-            return ReplicationFacts(error_kind="config", error=f"password_file: {err.strerror}")
+            password = self._password()
+        except (OSError, UnicodeDecodeError) as err:
+            why = err.strerror if isinstance(err, OSError) else "not UTF-8 text"
+            return ReplicationFacts(error_kind="config", error=f"password_file: {why}")
+        try:
+            conn = self._connect(password)
         except pymysql.err.MySQLError as err:
             return _error_facts(err)
         server = _Server(conn)
@@ -630,7 +659,8 @@ class MysqlReplicationCheck:
         now = self.context.clock()
         if cfg.role == "primary":
             count, hosts = count_replicas(server)
-            return ReplicationFacts(connected_replicas=count, replica_hosts=hosts)
+            return ReplicationFacts(connected_replicas=count, replica_hosts=hosts,
+                                    notes=tuple(n[:200] for n in server.notes))
         connections = read_status(server)
         if cfg.connections:
             wanted = set(cfg.connections)

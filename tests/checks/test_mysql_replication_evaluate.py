@@ -240,6 +240,14 @@ def test_primary_replica_count(connected: int | None, expected: Status) -> None:
     assert result.target == "primary"
 
 
+def test_primary_count_unreadable_names_why() -> None:
+    cfg = config(role="primary")
+    facts = ReplicationFacts(connected_replicas=None, notes=("processlist: 1227 denied",))
+    result = evaluate(cfg, facts, NOW, "repl")[0]
+    assert result.status is Status.UNKNOWN
+    assert result.details["notes"] == ["processlist: 1227 denied"]
+
+
 def test_primary_expecting_none() -> None:
     cfg = config(role="primary", expected_replicas=0)
     assert evaluate(cfg, ReplicationFacts(connected_replicas=0), NOW, "r")[0].status is Status.OK

@@ -26,6 +26,7 @@ from tests.services.mariadb import (
     MONITOR_USER,
     MariadbUnavailable,
     ReplicationPair,
+    _binary,
     start_pair,
 )
 
@@ -79,6 +80,11 @@ def applies_changes(pair: ReplicationPair, key: int) -> bool:
     return False
 
 
+def test_a_missing_server_binary_names_the_debian_package() -> None:
+    with pytest.raises(MariadbUnavailable, match="install the Debian package 'mariadb-server'"):
+        _binary("mariadbd-not-installed")
+
+
 def test_healthy_replica_is_ok_with_lag_zero(pair: ReplicationPair, tmp_path: Path) -> None:
     result = one(run_check(pair.replica.port, tmp_path))
     assert result.status is Status.OK, result.summary
@@ -124,6 +130,20 @@ def test_wrong_password_is_unknown_and_never_logged(pair: ReplicationPair, tmp_p
                          password_file=str(secret))).status is Status.OK
     missing = one(run_check(pair.replica.port, tmp_path, password_file=str(tmp_path / "no")))
     assert missing.status is Status.UNKNOWN and "password_file" in missing.summary
+
+
+def test_primary_role_without_privileges_is_unknown(pair: ReplicationPair, tmp_path: Path) -> None:
+    pair.primary.sql("CREATE USER 'weak'@'%' IDENTIFIED BY 'weakpw'")
+    result = one(run_check(pair.primary.port, tmp_path, role="primary", user="weak",
+                           password="weakpw"))
+    assert result.status is Status.UNKNOWN, result.summary
+    assert "no PROCESS privilege" in " ".join(result.details["notes"])
+    # with PROCESS alone, the Binlog Dump threads of the processlist are counted
+    pair.primary.sql("GRANT PROCESS ON *.* TO 'weak'@'%'")
+    counted = one(run_check(pair.primary.port, tmp_path, role="primary", user="weak",
+                            password="weakpw"))
+    assert counted.status is Status.OK and counted.metrics[0].value == 1
+    assert counted.details["replica_hosts"] == ["127.0.0.1"]
 
 
 def test_primary_stopped(pair: ReplicationPair, tmp_path: Path) -> None:
