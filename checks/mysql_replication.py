@@ -57,6 +57,22 @@ ERROR_NAMES: Mapping[int, str] = {
 }
 
 
+_ROW_EVENT_ERROR = re.compile(r"on table (?P<table>[^;\s]+); (?P<message>.*?)(?:, Error_code:|$)")
+
+
+def short_error(text: str) -> str:
+    """The part of a replication error a person acts on, for the summary.
+
+    ``Could not execute Write_rows_v1 event on table app.t; Duplicate entry '2' for key
+    'PRIMARY', Error_code: 1062; handler error ...; the event's master log ...`` becomes
+    ``on app.t: Duplicate entry '2' for key 'PRIMARY'``; the whole text stays in details.
+    """
+    match = _ROW_EVENT_ERROR.search(text)
+    if match:
+        return f"on {match['table']}: {match['message'].strip()}"
+    return text.split("; ", 1)[0].strip()
+
+
 def error_name(errno: int) -> str:
     """A short name for a server error number (``"error 1234"`` when not known)."""
     return ERROR_NAMES.get(errno, f"error {errno}")
@@ -297,12 +313,12 @@ def _evaluate_connection(
     if not sql_ok and conn.last_sql_errno:
         return result(Status.CRITICAL,
                       f"{label}: SQL thread stopped, {conn.last_sql_errno} "
-                      f"({error_name(conn.last_sql_errno)}): {conn.last_sql_error}",
+                      f"({error_name(conn.last_sql_errno)}) {short_error(conn.last_sql_error)}",
                       "sql_error")
     if not io_ok and conn.io_running != "Connecting" and conn.last_io_errno:
         return result(Status.CRITICAL,
                       f"{label}: IO thread stopped, {conn.last_io_errno} "
-                      f"({error_name(conn.last_io_errno)}): {conn.last_io_error}",
+                      f"({error_name(conn.last_io_errno)}): {short_error(conn.last_io_error)}",
                       "io_error")
     if not (io_ok and sql_ok) and conn.io_running != "Connecting":
         stopped = "both threads" if not io_ok and not sql_ok else (

@@ -18,6 +18,7 @@ from checks.mysql_replication import (
     evaluate,
     parse_heartbeat_ts,
     parse_status_row,
+    short_error,
 )
 from checks.result import CheckResult, Status
 
@@ -305,6 +306,24 @@ def test_parse_heartbeat_ts() -> None:
     assert parse_heartbeat_ts("2026-11-26T01:58:07.500000").timestamp() == pytest.approx(
         dt.datetime(2026, 11, 26, 1, 58, 7, 500000, tzinfo=dt.UTC).timestamp())
     assert parse_heartbeat_ts(dt.datetime(2026, 1, 1)).tzinfo is dt.UTC
+
+
+MARIADB_1062 = (
+    "Could not execute Write_rows_v1 event on table app.t; Duplicate entry '2' for key "
+    "'PRIMARY', Error_code: 1062; handler error HA_ERR_FOUND_DUPP_KEY; the event's master "
+    "log mysql-bin.000001, end_log_pos 1363"
+)
+
+
+def test_summary_carries_the_actionable_part_of_the_error() -> None:
+    assert short_error(MARIADB_1062) == "on app.t: Duplicate entry '2' for key 'PRIMARY'"
+    assert short_error("Error 'Table 'x.y' doesn't exist' on query. Default database: 'x'; q") \
+        == "Error 'Table 'x.y' doesn't exist' on query. Default database: 'x'"
+    conn = replace(HEALTHY, sql_running="No", last_sql_errno=1062, last_sql_error=MARIADB_1062)
+    result = judge(conn)
+    assert result.summary == ("replication default: SQL thread stopped, 1062 (duplicate key) "
+                              "on app.t: Duplicate entry '2' for key 'PRIMARY'")
+    assert result.details["last_sql_error"] == MARIADB_1062
 
 
 def test_error_names() -> None:
