@@ -638,6 +638,7 @@ class MysqlReplicationCheck:
             "cursorclass": pymysql.cursors.DictCursor, "charset": "utf8mb4",
         }
         if cfg.socket:
+            _probe_unix_socket(cfg.socket, timeout)
             params["unix_socket"] = cfg.socket
         else:
             params["host"] = cfg.host
@@ -736,6 +737,28 @@ class MysqlReplicationCheck:
             os.replace(tmp, self.state_path)
         except OSError:
             pass  # losing the stall memory delays stall detection by one run; not worth UNKNOWN
+
+
+def _probe_unix_socket(path: str, timeout: float) -> None:
+    """Fail as the client library would (2002) when nothing listens on ``path``.
+
+    pymysql leaves its unix socket object open when the connect itself fails; probing
+    first with a socket closed here keeps a down server from leaking a descriptor per run.
+    """
+    import socket
+
+    import pymysql
+
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        probe.settimeout(timeout)
+        probe.connect(path)
+    except OSError as err:
+        raise pymysql.err.OperationalError(
+            2002, f"Can't connect to local server through socket '{path}' ({err.strerror})"
+        ) from None
+    finally:
+        probe.close()
 
 
 def _error_facts(err: BaseException) -> ReplicationFacts:

@@ -160,6 +160,9 @@ def test_primary_stopped(pair: ReplicationPair, tmp_path: Path) -> None:
     down = one(run_check(primary_port, tmp_path, role="primary"))
     assert down.status is Status.CRITICAL
     assert down.summary.startswith(f"database not reachable at 127.0.0.1:{primary_port}")
+    gone = one(run_check(pair.primary.socket, tmp_path, role="primary"))
+    assert gone.status is Status.CRITICAL
+    assert gone.summary.startswith(f"database not reachable at {pair.primary.socket}")
 
 
 def test_lag_from_master_delay_crosses_warning_then_critical(
