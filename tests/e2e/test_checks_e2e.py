@@ -3,7 +3,8 @@
 Every scenario of the checks' acceptance is set up for real (logrotate run on its own
 configuration, real archives, a real chronyd and dnsmasq on loopback and the one NTP fake
 that serves a chosen offset, nft and iptables rulesets in network namespaces, auth logs in
-the real formats and real listening sockets, apt outputs recorded from real apt),
+the real formats and real listening sockets, apt outputs recorded from real apt, a real
+MariaDB primary with replicas broken in each way),
 configured as one check instance each in one agent config, then:
 
 - ``watchkeeper-agent check`` prints every instance with its status and exits with the
@@ -30,6 +31,7 @@ from tests.checks import (
     firewall_scenarios,
     intrusion_scenarios,
     logrotate_scenarios,
+    mysql_replication_scenarios,
     ntp_scenarios,
     os_updates_scenarios,
 )
@@ -96,9 +98,14 @@ def cases(tmp_path_factory: pytest.TempPathFactory, agent_state: Path) -> Iterat
             name = f"os_updates_{kind}"
             o = os_updates_scenarios.build(kind, root / name, now, check_name=name)
             built.append(Case(name, o.toml, o.expected))
+        for kind in mysql_replication_scenarios.KINDS:
+            name = f"mysql_{kind}"
+            m = mysql_replication_scenarios.build(kind, root / name, check_name=name)
+            stops.append(m.stop)
+            built.append(Case(name, m.toml, m.expected))
         yield built
     finally:
-        for stop in stops:
+        for stop in reversed(stops):  # the shared MariaDB primary stops with the last one
             stop()
 
 
@@ -148,7 +155,7 @@ def test_agent_check_prints_every_scenario_with_its_status_and_exit_code(
 
     # Each check type on its own exits with its own worst code.
     for prefix in ("logrotate_", "backup_", "ntp_", "dns_", "firewall_", "intrusion_",
-                   "os_updates_"):
+                   "os_updates_", "mysql_"):
         own = [c for c in cases if c.name.startswith(prefix)]
         alone = subprocess.run(
             agent_command("check", "--config", str(config), *(c.name for c in own)),
