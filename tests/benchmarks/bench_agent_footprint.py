@@ -3,8 +3,11 @@ check at a 60 s interval, pushing to a real collector on loopback.
 
 Each check has real work to do, on loopback only: ``dns`` asks a dnsmasq started here,
 ``ntp`` asks a chronyd started here (and judges this machine's own synchronisation),
-``backup`` reads and verifies a gzip series made here, ``logrotate`` reads this machine's
-own logrotate configuration, ``disk`` this machine's filesystems.
+``mysql_replication`` a MariaDB replica (and its primary) started here, ``backup`` reads
+and verifies a gzip series made here, ``intrusion`` reads an auth log written here and this
+machine's listening sockets, ``logrotate``, ``firewall`` and ``os_updates`` read this
+machine's own configuration, ruleset and package state (apt simulation), ``disk`` its
+filesystems.
 
     .venv/bin/python tests/benchmarks/bench_agent_footprint.py [--warmup 60] [--measure 180]
 
@@ -32,6 +35,7 @@ from checks.registry import CHECK_TYPES  # noqa: E402
 from tests.benchmarks.report import exit_code, finish  # noqa: E402
 from tests.services.chrony import start_chronyd  # noqa: E402
 from tests.services.dnsmasq import start_dnsmasq  # noqa: E402
+from tests.services.mariadb import start_pair  # noqa: E402
 from tests.support.processes import Collector, Proc, agent_command, wait_until  # noqa: E402
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -52,9 +56,17 @@ def _cpu_seconds(pid: int) -> float:
 
 
 # What each check type needs beyond its defaults to work on loopback only.
-def _settings(workdir: Path, dns: str, ntp: str) -> dict[str, str]:
+def _settings(workdir: Path, dns: str, ntp: str, mysql_port: int) -> dict[str, str]:
     backups = workdir / "backups"
+    auth_log = workdir / "auth.log"
+    auth_log.write_text("".join(
+        f"2026-11-26T01:0{i}:00.000000+00:00 host sshd[{100 + i}]: Failed password for invalid "
+        f"user admin from 203.0.113.{i} port 4{i}022 ssh2\n" for i in range(5)))
+    password = workdir / "mysql-password"
+    password.write_text("monitor-secret\n")
     return {
+        "intrusion": f'auth_log = "{auth_log}"\n',
+        "mysql_replication": f'port = {mysql_port}\npassword_file = "{password}"\n',
         "backup": f'\n[[checks.backup.sets]]\nname = "db"\ndirectory = "{backups}"\n'
                   'pattern = "db-*.sql.gz"\n',
         "dns": f'resolvers = ["{dns}"]\n'
@@ -80,10 +92,10 @@ def _backup_series(directory: Path) -> None:
 
 
 def agent_config(
-    workdir: Path, collector_url: str, token_file: Path, *, dns: str, ntp: str
+    workdir: Path, collector_url: str, token_file: Path, *, dns: str, ntp: str, mysql_port: int
 ) -> Path:
     """Every check type the registry knows, at 60 s, with loopback-only settings."""
-    extra = _settings(workdir, dns, ntp)
+    extra = _settings(workdir, dns, ntp, mysql_port)
     checks = "".join(
         f'\n[checks.{name}]\ntype = "{name}"\ninterval = "60s"\n' + extra.get(name, "")
         for name in sorted(CHECK_TYPES)
@@ -112,9 +124,10 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
             compileall.compile_dir(str(HERE.parent.parent / package), quiet=1)
         dns = start_dnsmasq(workdir / "dnsmasq", host_records=[("web1.ci.test", "192.0.2.10")])
         ntp = start_chronyd(workdir / "chrony")
+        mysql = start_pair(workdir / "mariadb")
         _backup_series(workdir / "backups")
         config = agent_config(workdir, collector.url, token_file, dns=dns.address,
-                              ntp=ntp.address)
+                              ntp=ntp.address, mysql_port=mysql.replica.port)
         agent = Proc(agent_command("run", "--config", str(config)), workdir / "agent.log").start()
         try:
             wait_until(lambda: collector.get("/api/v1/hosts/footprint.example.net").status_code
@@ -134,6 +147,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
             collector.stop()
             dns.stop()
             ntp.stop()
+            mysql.stop()
 
     report = {
         "benchmark": "agent_footprint",
