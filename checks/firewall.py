@@ -16,13 +16,13 @@ from __future__ import annotations
 import json
 import os
 import re
-import subprocess
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
+from checks.commands import CommandOutput, CommandRunner, find_program, first_line, run_command
 from checks.config import ConfigError, Seconds
 from checks.firewall_rules import (
     Chain,
@@ -401,48 +401,6 @@ def _drift_result(config: FirewallConfig, ruleset: Ruleset, baseline: Baseline |
 # ---------------------------------------------------------------------------- I/O
 
 
-@dataclass(frozen=True, slots=True)
-class CommandOutput:
-    """What a command printed; ``returncode`` None when it did not finish in time."""
-
-    returncode: int | None
-    stdout: str
-    stderr: str
-
-
-CommandRunner = Callable[[Sequence[str], float], CommandOutput]
-
-
-def run_command(argv: Sequence[str], timeout: float) -> CommandOutput:
-    """Run a command with a timeout, without a shell, in the C locale."""
-    env = {**os.environ, "LC_ALL": "C"}
-    try:
-        proc = subprocess.run(list(argv), capture_output=True, text=True, timeout=timeout,
-                              check=False, env=env, stdin=subprocess.DEVNULL)
-    except subprocess.TimeoutExpired:
-        return CommandOutput(None, "", f"no answer within {timeout:g}s")
-    except OSError as err:
-        return CommandOutput(127, "", f"cannot run {argv[0]}: {err.strerror or err}")
-    return CommandOutput(proc.returncode, proc.stdout, proc.stderr)
-
-
-def find_program(name: str) -> str | None:
-    """An absolute path for ``name``: as given when it has a slash, else on PATH or sbin."""
-    if "/" in name:
-        return name if os.access(name, os.X_OK) else None
-    path = os.environ.get("PATH", "").split(os.pathsep) + ["/usr/sbin", "/usr/bin", "/sbin"]
-    for directory in path:
-        candidate = os.path.join(directory, name)
-        if directory and os.path.isfile(candidate) and os.access(candidate, os.X_OK):
-            return candidate
-    return None
-
-
-def _first_line(output: CommandOutput) -> str:
-    text = (output.stderr.strip() or output.stdout.strip()).splitlines()
-    return text[0][:160] if text else f"exit status {output.returncode}"
-
-
 class RulesetUnreadable(RuntimeError):
     """No backend could read the ruleset; the message says why."""
 
@@ -469,7 +427,7 @@ class RulesetReader:
             return None, f"{program} not installed"
         output = self.run([*self._prefix(), path, *args], self.timeout)
         if output.returncode != 0:
-            return None, f"{program} failed: {_first_line(output)}"
+            return None, f"{program} failed: {first_line(output)}"
         return output, ""
 
     def read_nft(self) -> tuple[Ruleset | None, str]:

@@ -22,14 +22,13 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
+from checks.commands import CommandRunner, run_command
 from checks.config import Bytes, ConfigError, Seconds
 from checks.intrusion_files import (
     JOURNAL_TARGET,
-    CommandRunner,
     LogPosition,
     LogReader,
     journal_argv,
-    run_command,
     split_journal_output,
 )
 from checks.intrusion_sockets import (

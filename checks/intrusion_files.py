@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -144,31 +144,6 @@ class LogReader:
 JOURNAL_TARGET = "journal"
 
 
-@dataclass(frozen=True, slots=True)
-class CommandOutput:
-    """What a command printed; ``returncode`` None when it did not finish in time."""
-
-    returncode: int | None
-    stdout: str
-    stderr: str
-
-
-CommandRunner = Callable[[Sequence[str], float], CommandOutput]
-
-
-def run_command(argv: Sequence[str], timeout: float) -> CommandOutput:
-    """Run a command with a timeout, without a shell, in the C locale."""
-    import subprocess  # only hosts that read the journal pay for it
-
-    env = {**os.environ, "LC_ALL": "C"}
-    try:
-        done = subprocess.run(list(argv), capture_output=True, text=True, timeout=timeout,
-                              check=False, env=env, stdin=subprocess.DEVNULL, errors="replace")
-    except subprocess.TimeoutExpired:
-        return CommandOutput(None, "", f"no answer within {timeout:g}s")
-    except OSError as err:
-        return CommandOutput(127, "", f"cannot run {argv[0]}: {err.strerror or err}")
-    return CommandOutput(done.returncode, done.stdout, done.stderr)
 
 
 def journal_argv(journalctl: str, units: Sequence[str], cursor: str, since: float,

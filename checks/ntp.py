@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import os
 import socket
-import subprocess
 import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
+from checks.commands import CommandRunner, find_program, first_line, run_command
 from checks.config import ConfigError, Seconds
 from checks.registry import CheckContext
 from checks.result import CheckResult, Metric, Status, unknown
@@ -563,46 +563,6 @@ def read_kernel_clock() -> KernelClock:
     return KernelClock(state, timex.status, timex.maxerror, timex.esterror)
 
 
-@dataclass(frozen=True, slots=True)
-class CommandOutput:
-    """What a command printed; ``returncode`` None when it did not finish in time."""
-
-    returncode: int | None
-    stdout: str
-    stderr: str
-
-
-CommandRunner = Callable[[Sequence[str], float], CommandOutput]
-
-
-def run_command(argv: Sequence[str], timeout: float) -> CommandOutput:
-    """Run a command with a timeout, without a shell, in the C locale."""
-    env = {**os.environ, "LC_ALL": "C"}
-    try:
-        proc = subprocess.run(list(argv), capture_output=True, text=True, timeout=timeout,
-                              check=False, env=env, stdin=subprocess.DEVNULL)
-    except subprocess.TimeoutExpired:
-        return CommandOutput(None, "", f"no answer within {timeout:g}s")
-    return CommandOutput(proc.returncode, proc.stdout, proc.stderr)
-
-
-def find_program(name: str) -> str | None:
-    """An absolute path for ``name``: as given when it has a slash, else on PATH or sbin."""
-    if "/" in name:
-        return name if os.access(name, os.X_OK) else None
-    path = os.environ.get("PATH", "").split(os.pathsep) + ["/usr/sbin", "/usr/bin", "/sbin"]
-    for directory in path:
-        candidate = os.path.join(directory, name)
-        if directory and os.path.isfile(candidate) and os.access(candidate, os.X_OK):
-            return candidate
-    return None
-
-
-def _first_line(output: CommandOutput) -> str:
-    text = (output.stderr.strip() or output.stdout.strip()).splitlines()
-    return text[0][:160] if text else f"exit status {output.returncode}"
-
-
 def read_chronyd(
     config: NtpConfig, run: CommandRunner, timeout: float
 ) -> tuple[DaemonState | None, str]:
@@ -615,7 +575,7 @@ def read_chronyd(
         argv[1:1] = ["-h", config.chronyc_socket]
     output = run([*argv, "tracking"], timeout)
     if output.returncode != 0:
-        first = _first_line(output)
+        first = first_line(output)
         if output.returncode is not None and ("506" in first or "Could not open" in first
                                               or "Cannot talk" in first):
             return None, f"chronyd not running ({first})"
@@ -635,7 +595,7 @@ def read_ntpd(
         return None, f"{config.ntpq} not installed"
     output = run([program, "-n", "-c", "rv"], timeout)
     if output.returncode != 0 or "leap=" not in output.stdout:
-        return None, f"ntpd not answering ({_first_line(output)})"
+        return None, f"ntpd not answering ({first_line(output)})"
     try:
         return parse_ntpq_rv(output.stdout), ""
     except ValueError as err:

@@ -19,11 +19,12 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
+from checks.commands import CommandRunner, find_program, first_line, run_command
 from checks.config import ConfigError, Seconds
 from checks.registry import CheckContext
 from checks.result import CheckResult, Metric, Status, unknown
@@ -488,51 +489,6 @@ def evaluate_metadata(
 # ---------------------------------------------------------------------------- I/O
 
 
-@dataclass(frozen=True, slots=True)
-class CommandOutput:
-    """What a command printed; ``returncode`` None when it did not finish in time."""
-
-    returncode: int | None
-    stdout: str
-    stderr: str
-
-
-CommandRunner = Callable[[Sequence[str], float], CommandOutput]
-
-
-def run_command(argv: Sequence[str], timeout: float) -> CommandOutput:
-    """Run a command without a shell, in the C locale, with a timeout; never raises."""
-    import subprocess  # only hosts with this check pay for it
-
-    env = {**os.environ, "LC_ALL": "C", "LANG": "C"}
-    try:
-        proc = subprocess.run(list(argv), capture_output=True, text=True, timeout=timeout,
-                              check=False, env=env, stdin=subprocess.DEVNULL)
-    except subprocess.TimeoutExpired:
-        return CommandOutput(None, "", f"no answer within {timeout:g}s")
-    except OSError as err:
-        return CommandOutput(127, "", f"cannot run {argv[0]}: {err.strerror or err}")
-    return CommandOutput(proc.returncode, proc.stdout, proc.stderr)
-
-
-def find_program(name: str) -> str | None:
-    """An absolute path for ``name``: as given when it has a slash, else on PATH or sbin."""
-    if "/" in name:
-        return name if os.access(name, os.X_OK) else None
-    path = os.environ.get("PATH", "").split(os.pathsep) + ["/usr/sbin", "/usr/bin", "/sbin"]
-    for directory in path:
-        candidate = os.path.join(directory, name)
-        if directory and os.path.isfile(candidate) and os.access(candidate, os.X_OK):
-            return candidate
-    return None
-
-
-def _first_line(output: CommandOutput) -> str:
-    lines = [line for line in (output.stderr.strip() or output.stdout.strip()).splitlines()
-             if line.strip()]
-    return lines[-1][:160] if lines else f"exit status {output.returncode}"
-
-
 def _mtime(path: Path) -> float | None:
     try:
         return path.stat().st_mtime
@@ -621,7 +577,7 @@ def rhel_reboot(config: OsUpdatesConfig, run: CommandRunner, timeout: float) -> 
             if required:
                 reason = "needs-restarting -r"
         else:
-            notes.append(f"needs-restarting -r failed: {_first_line(output)}")
+            notes.append(f"needs-restarting -r failed: {first_line(output, last=True)}")
     running = running_kernel(config)
     newest = ""
     rpm = find_program(config.rpm)
@@ -634,7 +590,7 @@ def rhel_reboot(config: OsUpdatesConfig, run: CommandRunner, timeout: float) -> 
                    if line.startswith("kernel-") and output.returncode == 0]
         newest = newest_kernel(running, kernels)
         if not newest:
-            notes.append(f"rpm -q --last kernel: {_first_line(output)}")
+            notes.append(f"rpm -q --last kernel: {first_line(output, last=True)}")
     if required is None and newest:
         required = False  # the kernel comparison alone still answers the question
     return RebootFacts(required, None, (), reason, running, newest, tuple(notes))
@@ -648,11 +604,11 @@ def apt_updates(config: OsUpdatesConfig, run: CommandRunner, timeout: float) -> 
     if config.refresh:
         output = run([program, "-q", "update"], timeout)
         if output.returncode != 0:
-            raise OSError(f"apt-get update failed: {_first_line(output)}")
+            raise OSError(f"apt-get update failed: {first_line(output, last=True)}")
     argv = [program, "-s", "-o", "Debug::NoLocking=1", "dist-upgrade"]
     output = run(argv, timeout)
     if output.returncode != 0:
-        raise OSError(f"apt-get -s dist-upgrade failed: {_first_line(output)}")
+        raise OSError(f"apt-get -s dist-upgrade failed: {first_line(output, last=True)}")
     try:
         listing = parse_apt_simulation(output.stdout)
     except ValueError as err:
@@ -671,13 +627,13 @@ def rhel_updates(config: OsUpdatesConfig, run: CommandRunner, timeout: float) ->
     cache = [] if config.refresh else ["-C"]
     output = run([program, *cache, "-q", "check-update"], timeout)
     if output.returncode not in (0, 100):  # 100: updates available
-        raise OSError(f"{tool} check-update failed: {_first_line(output)}")
+        raise OSError(f"{tool} check-update failed: {first_line(output, last=True)}")
     pending = parse_check_update(output.stdout)
     security_args = (["updateinfo", "list", "--security"] if tool == "dnf"
                      else ["updateinfo", "list", "security"])
     output = run([program, *cache, "-q", *security_args], timeout)
     if output.returncode != 0:
-        raise OSError(f"{tool} updateinfo failed: {_first_line(output)}")
+        raise OSError(f"{tool} updateinfo failed: {first_line(output, last=True)}")
     advisories = parse_updateinfo(output.stdout)
     updates = [PendingUpdate(name, version, "", name in advisories,
                              advisories.get(name, ("", ""))[0])

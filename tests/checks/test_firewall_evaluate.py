@@ -13,13 +13,13 @@ from typing import Any
 
 import pytest
 
+from checks.commands import CommandOutput
 from checks.config import ConfigError, build
 from checks.firewall import (
     DRIFT_TARGET,
     INPUT_TARGET,
     PORTS_TARGET,
     Baseline,
-    CommandOutput,
     FirewallConfig,
     FirewallFacts,
     RulesetReader,

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+from checks.commands import CommandOutput
 from checks.config import build
 from checks.intrusion import (
     LISTENERS_TARGET,
@@ -31,7 +32,6 @@ from checks.intrusion import (
     record_baseline,
     state_path,
 )
-from checks.intrusion_files import CommandOutput
 from checks.registry import CheckContext
 from checks.result import CheckResult, Status, worst
 from tests.checks import intrusion_scenarios

@@ -7,11 +7,11 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from checks.commands import CommandOutput
 from checks.config import Seconds
 from checks.ntp import (
     LOCAL_TARGET,
     OFFSET_TARGET,
-    CommandOutput,
     KernelClock,
     NtpCheck,
     NtpConfig,

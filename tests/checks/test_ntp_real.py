@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from agent.config import load_config
+from checks.commands import run_command
 from checks.config import build
 from checks.ntp import (
     LOCAL_TARGET,
@@ -26,7 +27,6 @@ from checks.ntp import (
     NtpConfig,
     read_chronyd,
     read_kernel_clock,
-    run_command,
 )
 from checks.registry import CheckContext
 from checks.result import CheckResult, Status, worst

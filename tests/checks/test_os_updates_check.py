@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from checks.commands import CommandOutput
 from checks.os_updates import (
     DAY,
-    CommandOutput,
     OsUpdatesCheck,
     OsUpdatesConfig,
     family_from_os_release,
