@@ -18,9 +18,10 @@ from __future__ import annotations
 import json
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -63,46 +64,33 @@ def cases(tmp_path_factory: pytest.TempPathFactory, agent_state: Path) -> Iterat
     now = time.time()
     stops: list[Callable[[], None]] = []
     built: list[Case] = []
+    # (name prefix, kinds, build(kind, workdir, instance name) -> scenario) per check type;
+    # the builders' own signatures differ in what each needs (a clock, the state dir).
+    builders: list[tuple[str, Sequence[str], Callable[[str, Path, str], Any]]] = [
+        ("logrotate", logrotate_scenarios.SCENARIOS,
+         lambda k, d, n: logrotate_scenarios.build(k, d, now, check_name=n)),
+        ("backup", backup_scenarios.KINDS,
+         lambda k, d, n: backup_scenarios.build(k, d, now, check_name=n)),
+        ("ntp", ntp_scenarios.KINDS, lambda k, d, n: ntp_scenarios.build(k, d, name=n)),
+        ("dns", dns_scenarios.KINDS, lambda k, d, n: dns_scenarios.build(k, d, check_name=n)),
+        ("firewall", firewall_scenarios.KINDS,
+         lambda k, d, n: firewall_scenarios.build(k, d, check_name=n, state_dir=check_state)),
+        ("intrusion", intrusion_scenarios.KINDS,
+         lambda k, d, n: intrusion_scenarios.build(k, d, now, check_name=n,
+                                                   state_dir=check_state)),
+        ("os_updates", os_updates_scenarios.KINDS,
+         lambda k, d, n: os_updates_scenarios.build(k, d, now, check_name=n)),
+        ("mysql", mysql_replication_scenarios.KINDS,
+         lambda k, d, n: mysql_replication_scenarios.build(k, d, check_name=n)),
+    ]
     try:
-        for kind in logrotate_scenarios.SCENARIOS:
-            name = f"logrotate_{kind}"
-            s = logrotate_scenarios.build(kind, root / name, now, check_name=name)
-            built.append(Case(name, s.toml, s.expected))
-        for kind in backup_scenarios.KINDS:
-            name = f"backup_{kind}"
-            b = backup_scenarios.build(kind, root / name, now, check_name=name)
-            built.append(Case(name, b.toml, b.expected))
-        for kind in ntp_scenarios.KINDS:
-            name = f"ntp_{kind}"
-            n = ntp_scenarios.build(kind, root / name, name=name)
-            stops.append(n.stop)
-            built.append(Case(name, n.toml, n.expected))
-        for kind in dns_scenarios.KINDS:
-            name = f"dns_{kind}"
-            d = dns_scenarios.build(kind, root / name, check_name=name)
-            stops.append(d.stop)
-            built.append(Case(name, d.toml, d.expected))
-        for kind in firewall_scenarios.KINDS:
-            name = f"firewall_{kind}"
-            f = firewall_scenarios.build(kind, root / name, check_name=name,
-                                         state_dir=check_state)
-            stops.append(f.stop)
-            built.append(Case(name, f.toml, f.expected))
-        for kind in intrusion_scenarios.KINDS:
-            name = f"intrusion_{kind}"
-            i = intrusion_scenarios.build(kind, root / name, now, check_name=name,
-                                          state_dir=check_state)
-            stops.append(i.stop)
-            built.append(Case(name, i.toml, i.expected))
-        for kind in os_updates_scenarios.KINDS:
-            name = f"os_updates_{kind}"
-            o = os_updates_scenarios.build(kind, root / name, now, check_name=name)
-            built.append(Case(name, o.toml, o.expected))
-        for kind in mysql_replication_scenarios.KINDS:
-            name = f"mysql_{kind}"
-            m = mysql_replication_scenarios.build(kind, root / name, check_name=name)
-            stops.append(m.stop)
-            built.append(Case(name, m.toml, m.expected))
+        for prefix, kinds, build in builders:
+            for kind in kinds:
+                name = f"{prefix}_{kind}"
+                scenario = build(kind, root / name, name)
+                if getattr(scenario, "stop", None) is not None:
+                    stops.append(scenario.stop)
+                built.append(Case(name, scenario.toml, scenario.expected))
         yield built
     finally:
         for stop in reversed(stops):  # the shared MariaDB primary stops with the last one
