@@ -25,9 +25,12 @@ def test_example_config_loads_with_the_real_check_types() -> None:
     assert config.spool.max_bytes == 50_000_000
     assert config.spool_dir == Path("/var/lib/watchkeeper/spool")
     by_name = {c.name: c for c in config.checks}
-    assert set(by_name) == {"agent", "disk"}
+    assert set(by_name) == {"agent", "disk", "logrotate", "backup", "ntp", "dns",
+                            "mysql_replication", "firewall", "intrusion", "os_updates"}
     assert by_name["disk"].config.space_warn_pct == 85
     assert by_name["disk"].jitter == 5.0
+    assert by_name["backup"].config.sets[0].name == "billing-db"
+    assert by_name["os_updates"].interval == 6 * 3600
     assert config.shortest_interval == 60.0
 
 
