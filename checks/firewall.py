@@ -14,7 +14,6 @@ record-baseline``) writes the baseline. Keys and reasoning: docs/checks/firewall
 from __future__ import annotations
 
 import json
-import os
 import re
 import sys
 from collections.abc import Mapping, Sequence
@@ -36,6 +35,7 @@ from checks.firewall_rules import (
 )
 from checks.registry import CheckContext
 from checks.result import CheckResult, Metric, Status, unknown
+from checks.statefile import write_json
 
 INPUT_TARGET = "input"
 PORTS_TARGET = "open_ports"
@@ -531,16 +531,9 @@ def record_baseline(config: FirewallConfig, context: CheckContext, *,
     """Read the live ruleset and store it as the approved baseline; RulesetUnreadable if not."""
     ruleset = RulesetReader(config, run, _budget(config, context)).read()
     path = baseline_path(context)
-    path.parent.mkdir(parents=True, exist_ok=True)
     document = {"version": BASELINE_VERSION, "recorded_at": context.clock(),
                 "backend": ruleset.backend, "check": context.name, "lines": list(ruleset.lines)}
-    temporary = path.with_name(path.name + ".tmp")
-    with open(temporary, "w", encoding="utf-8") as handle:
-        json.dump(document, handle, indent=1)
-        handle.write("\n")
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temporary, path)
+    write_json(path, document, durable=True, indent=1)
     return path
 
 

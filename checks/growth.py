@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from checks.statefile import write_json
 
 HISTORY_FORMAT = 1
 
@@ -143,17 +144,7 @@ def save_history(path: Path, history: Mapping[str, Sequence[Sample]]) -> str:
         "series": {key: [[s.at, s.used_bytes] for s in points] for key, points in history.items()},
     }
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # A temp name of our own instead of the tempfile module (lighter to import); the
-        # pid keeps two agents sharing a state directory from writing the same temp file.
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        try:
-            with open(tmp, "w", encoding="utf-8") as out:
-                json.dump(payload, out, separators=(",", ":"))
-            os.replace(tmp, path)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
+        write_json(path, payload)
     except OSError as err:
         # Losing history only delays time-to-full; the space judgement must still go out.
         return f"history not saved ({err.strerror or err})"

@@ -41,6 +41,7 @@ from checks.intrusion_sockets import (
 )
 from checks.registry import CheckContext
 from checks.result import CheckResult, Metric, Status, unknown
+from checks.statefile import write_json
 
 DEFAULT_LOGS = ("/var/log/auth.log", "/var/log/secure")  # Debian family, RHEL family
 LOGINS_TARGET = "logins"
@@ -590,19 +591,6 @@ def state_path(state_dir: Path, name: str) -> Path:
 def baseline_path(state_dir: Path, name: str) -> Path:
     """The recorded listener baseline of check instance ``name``."""
     return state_dir / f"intrusion-{_safe(name)}.listeners.json"
-
-
-def write_json(path: Path, payload: Any) -> None:
-    """Atomically (temp file + rename); OSError on failure."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "w", encoding="utf-8") as out:
-            json.dump(payload, out, separators=(",", ":"))
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def record_baseline(config: IntrusionConfig, context: CheckContext, *,

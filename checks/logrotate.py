@@ -34,6 +34,7 @@ from checks.logrotate_conf import (
 )
 from checks.registry import CheckContext
 from checks.result import CheckResult, Metric, Status, unknown, worst
+from checks.statefile import write_json
 
 MiB = 1024 * 1024
 DEFAULT_STATE_FILES = ("/var/lib/logrotate/status", "/var/lib/logrotate/logrotate.status")
@@ -703,9 +704,6 @@ def save_seen(path: Path, logs: Sequence[LogFacts], now: float) -> None:
     """Remember this run's newest rotated file per log (best effort: it only helps)."""
     seen = {lg.path: [now, lg.rotated[0].inode] for lg in logs if lg.rotated}
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(seen), encoding="utf-8")
-        tmp.replace(path)
+        write_json(path, seen)
     except OSError:
         pass

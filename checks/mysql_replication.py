@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -25,6 +24,7 @@ from typing import Any, ClassVar, Literal
 from checks.config import ConfigError, Seconds
 from checks.registry import CheckContext
 from checks.result import CheckResult, Metric, Status
+from checks.statefile import write_json
 
 PRIMARY_TARGET = "primary"
 DEFAULT_CONNECTION_TARGET = "default"
@@ -731,10 +731,7 @@ class MysqlReplicationCheck:
 
     def _save_state(self, state: Mapping[str, Any]) -> None:
         try:
-            self.context.state_dir.mkdir(parents=True, exist_ok=True)
-            tmp = self.state_path.with_suffix(".tmp")
-            tmp.write_text(json.dumps(state), encoding="utf-8")
-            os.replace(tmp, self.state_path)
+            write_json(self.state_path, state)
         except OSError:
             pass  # losing the stall memory delays stall detection by one run; not worth UNKNOWN
 

@@ -28,6 +28,7 @@ from checks.commands import CommandRunner, find_program, first_line, run_command
 from checks.config import ConfigError, Seconds
 from checks.registry import CheckContext
 from checks.result import CheckResult, Metric, Status, unknown
+from checks.statefile import write_json
 
 SECURITY_TARGET = "security"
 REBOOT_TARGET = "reboot"
@@ -766,10 +767,8 @@ class OsUpdatesCheck:
 
     def save_state(self, state: dict[str, Any]) -> str:
         """Write the state atomically; the reason when it cannot be kept."""
-        temporary = self.state_path.with_suffix(".tmp")
         try:
-            temporary.write_text(json.dumps(state))
-            os.replace(temporary, self.state_path)
+            write_json(self.state_path, state)
         except OSError as err:
             return f"cannot keep first-seen times: {err.strerror or err}"
         return ""
