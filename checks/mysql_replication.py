@@ -1,14 +1,14 @@
 """The ``mysql_replication`` check: is a MySQL/MariaDB replica applying changes, and how late.
 
-Collect, then judge. ``MysqlReplicationCheck.run`` connects once (pymysql, imported only
-here so hosts without this check do not pay for it), reads the replication status of every
-connection (``SHOW ALL SLAVES STATUS`` on MariaDB, else ``SHOW REPLICA STATUS``, else
-``SHOW SLAVE STATUS``; either column naming), optionally the heartbeat table, and on a
-primary the connected replicas. The received position of each connection is kept in the
-state directory between runs, so a frozen IO thread can be told from an idle primary.
-``evaluate`` judges those facts without any I/O: one result per replication connection
-(or one for the primary, or one for the connection failure). Keys, statuses and the
-reasoning behind the defaults: docs/checks/mysql_replication.md.
+Collect, then judge. ``MysqlReplicationCheck.run`` connects once (``checks.mysqlwire``, a
+small client for the protocol's few messages: text queries, no TLS), reads the replication
+status of every connection (``SHOW ALL SLAVES STATUS`` on MariaDB, else ``SHOW REPLICA
+STATUS``, else ``SHOW SLAVE STATUS``; either column naming), optionally the heartbeat
+table, and on a primary the connected replicas. The received position of each connection
+is kept in the state directory between runs, so a frozen IO thread can be told from an
+idle primary. ``evaluate`` judges those facts without any I/O: one result per replication
+connection (or one for the primary, or one for the connection failure). Keys, statuses and
+the reasoning behind the defaults: docs/checks/mysql_replication.md.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
+from checks import mysqlwire
 from checks.config import ConfigError, Seconds
 from checks.registry import CheckContext
 from checks.result import CheckResult, Metric, Status
@@ -442,7 +443,8 @@ def parse_status_row(row: Mapping[str, Any]) -> ReplicaConnection:
 
 
 def parse_heartbeat_ts(value: Any) -> dt.datetime:
-    """A pt-heartbeat ``ts`` (a string such as 2026-11-26T01:58:07.123456, or a DATETIME), UTC."""
+    """A pt-heartbeat ``ts`` as UTC: its own text (2026-11-26T01:58:07.123456), or a DATETIME
+    or TIMESTAMP column as the server sends it in text (2026-11-26 01:58:07[.123])."""
     if isinstance(value, dt.datetime):
         stamp = value
     else:
@@ -493,20 +495,14 @@ def apply_state(
 class _Server:
     """A connection to the database and what kind of status statement it answers."""
 
-    conn: Any
+    conn: mysqlwire.Connection
     mariadb_multi: bool = False
     status_query: str = ""
     notes: list[str] = field(default_factory=list)
 
     def rows(self, sql: str) -> list[dict[str, Any]]:
-        with self.conn.cursor() as cur:
-            cur.execute(sql)
-            return [dict(r) for r in cur.fetchall()]
-
-
-def _error_code(err: BaseException) -> int:
-    args = getattr(err, "args", ())
-    return args[0] if args and isinstance(args[0], int) else 0
+        """The rows of one statement as dicts (none for a statement without a result set)."""
+        return self.conn.query(sql)
 
 
 _PRIVILEGE_ERRORS = {1142, 1227, 1044}
@@ -515,13 +511,13 @@ _CREDENTIAL_ERRORS = {1045, 1698, 1251}
 
 def read_status(server: _Server) -> list[ReplicaConnection]:
     """The replication connections, trying the MariaDB, new and old statements in turn."""
-    import pymysql
-
-    last: BaseException | None = None
+    last: mysqlwire.MysqlError | None = None
     for query in ("SHOW ALL SLAVES STATUS", "SHOW REPLICA STATUS", "SHOW SLAVE STATUS"):
         try:
             rows = server.rows(query)
-        except pymysql.err.ProgrammingError as err:  # syntax: not this server's dialect
+        except mysqlwire.MysqlError as err:
+            if not err.is_dialect_error:
+                raise
             last = err
             continue
         server.status_query = query
@@ -555,14 +551,12 @@ def count_replicas(server: _Server) -> tuple[int | None, tuple[str, ...]]:
     shows only the monitoring user's own threads, which would read as "no replica
     connected": that is refused rather than reported as CRITICAL.
     """
-    import pymysql
-
     for query in ("SHOW REPLICAS", "SHOW SLAVE HOSTS"):
         try:
             rows = server.rows(query)
-        except pymysql.err.ProgrammingError:  # syntax: not this server's dialect
-            continue
-        except pymysql.err.MySQLError as err:
+        except mysqlwire.MysqlError as err:
+            if err.is_dialect_error:
+                continue
             server.notes.append(f"{query}: {err}")
             break
         hosts = tuple(sorted(_text(_col(r, "Host", default="")) for r in rows))
@@ -575,7 +569,7 @@ def count_replicas(server: _Server) -> tuple[int | None, tuple[str, ...]]:
         rows = server.rows(
             "SELECT HOST AS host FROM information_schema.PROCESSLIST "
             "WHERE COMMAND LIKE 'Binlog Dump%'")
-    except pymysql.err.MySQLError as err:
+    except mysqlwire.MysqlError as err:
         server.notes.append(f"processlist: {err}")
         return None, ()
     return len(rows), tuple(sorted(_text(r["host"]).rsplit(":", 1)[0] for r in rows))
@@ -624,31 +618,17 @@ class MysqlReplicationCheck:
                 return handle.readline().rstrip("\r\n")
         return self.config.password
 
-    def _connect(self, password: str) -> Any:
-        import pymysql
-        import pymysql.cursors
-
+    def _connect(self, password: str) -> mysqlwire.Connection:
         cfg = self.config
         # Each statement may take the whole timeout and a run makes a handful of them:
         # keep them all inside the runner's timeout for this check.
         timeout = max(1, round(min(cfg.connect_timeout, self.context.timeout / 5)))
-        params: dict[str, Any] = {
-            "user": cfg.user, "password": password, "connect_timeout": timeout,
-            "read_timeout": timeout, "write_timeout": timeout, "autocommit": True,
-            "cursorclass": pymysql.cursors.DictCursor, "charset": "utf8mb4",
-        }
-        if cfg.socket:
-            _probe_unix_socket(cfg.socket, timeout)
-            params["unix_socket"] = cfg.socket
-        else:
-            params["host"] = cfg.host
-            params["port"] = cfg.port
-        return pymysql.connect(**params)
+        return mysqlwire.connect(host=cfg.host, port=cfg.port, unix_socket=cfg.socket,
+                                 user=cfg.user, password=password,
+                                 connect_timeout=timeout, timeout=timeout)
 
     def collect(self) -> ReplicationFacts:
         """Read every fact from the server; connection problems become facts, not raises."""
-        import pymysql
-
         try:
             password = self._password()
         except (OSError, UnicodeDecodeError) as err:
@@ -656,22 +636,15 @@ class MysqlReplicationCheck:
             return ReplicationFacts(error_kind="config", error=f"password_file: {why}")
         try:
             conn = self._connect(password)
-        except pymysql.err.MySQLError as err:
+        except mysqlwire.MysqlError as err:
             return _error_facts(err)
-        server = _Server(conn)
-        try:
-            return self._collect(server)
-        except pymysql.err.MySQLError as err:
-            return _error_facts(err)
-        finally:
+        with conn:
             try:
-                conn.close()
-            except Exception:  # noqa: BLE001 - closing a broken connection
-                pass
+                return self._collect(_Server(conn))
+            except mysqlwire.MysqlError as err:
+                return _error_facts(err)
 
     def _collect(self, server: _Server) -> ReplicationFacts:
-        import pymysql
-
         cfg = self.config
         now = self.context.clock()
         if cfg.role == "primary":
@@ -690,7 +663,7 @@ class MysqlReplicationCheck:
         if cfg.heartbeat_table:
             try:
                 heartbeat_ts = read_heartbeat(server, cfg.heartbeat_table)
-            except (pymysql.err.MySQLError, ValueError) as err:
+            except (mysqlwire.MysqlError, ValueError) as err:
                 heartbeat_error = str(err)[:200]
         state = self._load_state()
         connections, new_state = apply_state(connections, state, now)
@@ -704,8 +677,6 @@ class MysqlReplicationCheck:
         self, server: _Server, connections: list[ReplicaConnection]
     ) -> list[ReplicaConnection]:
         """START the connections whose threads stopped without any error."""
-        import pymysql
-
         out = []
         for conn in connections:
             stopped = conn.io_running == "No" or conn.sql_running == "No"
@@ -716,7 +687,7 @@ class MysqlReplicationCheck:
                 continue
             try:
                 action = start_connection(server, conn)
-            except pymysql.err.MySQLError as err:
+            except mysqlwire.MysqlError as err:
                 out.append(replace(conn, recovery_action="START", recovery_error=str(err)[:200]))
                 continue
             out.append(replace(conn, recovery_action=action))
@@ -736,35 +707,17 @@ class MysqlReplicationCheck:
             pass  # losing the stall memory delays stall detection by one run; not worth UNKNOWN
 
 
-def _probe_unix_socket(path: str, timeout: float) -> None:
-    """Fail as the client library would (2002) when nothing listens on ``path``.
-
-    pymysql leaves its unix socket object open when the connect itself fails; probing
-    first with a socket closed here keeps a down server from leaking a descriptor per run.
-    """
-    import socket
-
-    import pymysql
-
-    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        probe.settimeout(timeout)
-        probe.connect(path)
-    except OSError as err:
-        raise pymysql.err.OperationalError(
-            2002, f"Can't connect to local server through socket '{path}' ({err.strerror})"
-        ) from None
-    finally:
-        probe.close()
-
-
-def _error_facts(err: BaseException) -> ReplicationFacts:
-    code = _error_code(err)
-    text = str(err.args[1]) if len(getattr(err, "args", ())) > 1 else str(err)
+def _error_facts(err: mysqlwire.MysqlError) -> ReplicationFacts:
+    code = err.code
+    error = str(err)[:300]  # "1045: Access denied for user ..."
     if code in _CREDENTIAL_ERRORS:
-        return ReplicationFacts(error_kind="credentials", error=f"{code}: {text}"[:300])
+        return ReplicationFacts(error_kind="credentials", error=error)
     if code in _PRIVILEGE_ERRORS:
-        return ReplicationFacts(error_kind="privilege", error=f"{code}: {text}"[:300])
-    if code in (2003, 2006, 2013) or 2000 <= code < 2100:
-        return ReplicationFacts(error_kind="unreachable", error=f"{code}: {text}"[:300])
-    return ReplicationFacts(error_kind="query", error=f"{code}: {text}"[:300])
+        return ReplicationFacts(error_kind="privilege", error=error)
+    if code in mysqlwire.AUTH_PLUGIN_ERRORS:
+        # The monitoring user's login needs a plugin or TLS this client lacks: a setup
+        # problem to fix on the database, not the database being down.
+        return ReplicationFacts(error_kind="config", error=error)
+    if 2000 <= code < 2100:  # client errors: socket, host, lost or gone connection
+        return ReplicationFacts(error_kind="unreachable", error=error)
+    return ReplicationFacts(error_kind="query", error=error)
