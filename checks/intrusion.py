@@ -33,6 +33,7 @@ from checks.intrusion_files import (
 )
 from checks.intrusion_sockets import (
     Listener,
+    OwnerCache,
     name_listeners,
     parse_listener_rule,
     parse_port_range,
@@ -636,6 +637,7 @@ class IntrusionCheck:
         self.run_command = run
         self.journal_args = tuple(journal_args)
         """Extra journalctl arguments (``--directory DIR`` in tests)."""
+        self.owners = OwnerCache()
 
     def log_path(self) -> Path:
         """The configured log, or the first of the distribution defaults that exists."""
@@ -767,7 +769,7 @@ class IntrusionCheck:
         else:
             unexplained = list(listeners)
         if unexplained:
-            named = {x.key: x for x in name_listeners(self.proc, unexplained)}
+            named = {x.key: x for x in name_listeners(self.proc, unexplained, self.owners)}
             listeners = [named.get(x.key, x) for x in listeners]
         return ListenerFacts(tuple(listeners), baseline, recorded_at, notes=tuple(notes))
 

@@ -131,32 +131,74 @@ def parse_proc_net(text: str, proto: str) -> list[Listener]:
 def socket_owners(proc: Path, inodes: set[int]) -> dict[int, str]:
     """inode -> ``comm (pid N)`` from /proc/*/fd links; stops once every inode is found."""
     owners: dict[int, str] = {}
+    if not inodes:
+        return owners
     wanted = {f"socket:[{i}]": i for i in inodes}
+    root = str(proc)
     try:
-        pids = [e for e in os.listdir(proc) if e.isdigit()]
+        pids = [e for e in os.listdir(root) if e.isdigit()]
     except OSError:
         return owners
     for pid in pids:
-        fd_dir = proc / pid / "fd"
+        fd_dir = f"{root}/{pid}/fd"
         try:
             fds = os.listdir(fd_dir)
         except OSError:
             continue  # gone, or not ours to read
         for fd in fds:
             try:
-                link = os.readlink(fd_dir / fd)
+                link = os.readlink(f"{fd_dir}/{fd}")
             except OSError:
                 continue
             inode = wanted.get(link)
             if inode is not None and inode not in owners:
-                try:
-                    comm = (proc / pid / "comm").read_text().strip()
-                except OSError:
-                    comm = "?"
-                owners[inode] = f"{comm} (pid {pid})"
+                owners[inode] = f"{_comm(root, pid) or '?'} (pid {pid})"
         if len(owners) == len(wanted):
             break
     return owners
+
+
+def _comm(root: str, pid: str) -> str:
+    try:
+        with open(f"{root}/{pid}/comm", encoding="utf-8", errors="replace") as handle:
+            return handle.read().strip()
+    except OSError:
+        return ""
+
+
+class OwnerCache:
+    """Owners found by earlier runs, so that the /proc/*/fd walk (thousands of readlinks on
+    a busy host) runs only for sockets not seen before.
+
+    A socket's inode is fixed for its life, so a listener seen again with the same inode is
+    the same socket; its cached owner is kept while that process still exists under the
+    same name, else looked up again. Sockets whose owner could not be found (a process this
+    agent may not inspect) are remembered too and not searched for again.
+    """
+
+    def __init__(self) -> None:
+        self._owners: dict[int, str] = {}
+
+    def lookup(self, proc: Path, inodes: set[int]) -> dict[int, str]:
+        """inode -> ``comm (pid N)`` (empty when unknown) for every inode in ``inodes``."""
+        root = str(proc)
+        known: dict[int, str] = {}
+        for inode in inodes & self._owners.keys():
+            owner = self._owners[inode]
+            if not owner or _still_running(root, owner):
+                known[inode] = owner
+        missing = inodes - known.keys()
+        if missing:
+            found = socket_owners(proc, missing)
+            known.update({inode: found.get(inode, "") for inode in missing})
+        self._owners = known  # sockets gone since the last run are forgotten
+        return {inode: owner for inode, owner in known.items() if owner}
+
+
+def _still_running(root: str, owner: str) -> bool:
+    """Whether ``comm (pid N)`` still names a live process of that name."""
+    comm, _, pid = owner.rpartition(" (pid ")
+    return bool(pid) and _comm(root, pid.rstrip(")")) == comm
 
 
 def ephemeral_ports(proc: Path) -> tuple[int, int]:
@@ -195,8 +237,10 @@ def read_listeners(proc: Path, ports: Sequence[str] = (), include_ephemeral_udp:
     return list(unique.values()), notes
 
 
-def name_listeners(proc: Path, listeners: Sequence[Listener]) -> list[Listener]:
+def name_listeners(proc: Path, listeners: Sequence[Listener],
+                   cache: OwnerCache | None = None) -> list[Listener]:
     """The same listeners with their process, where /proc lets us see it."""
-    owners = socket_owners(proc, {x.inode for x in listeners if x.inode})
+    inodes = {x.inode for x in listeners if x.inode}
+    owners = cache.lookup(proc, inodes) if cache is not None else socket_owners(proc, inodes)
     return [Listener(x.proto, x.address, x.port, x.inode, owners.get(x.inode, ""))
             for x in listeners]

@@ -325,6 +325,65 @@ def test_a_new_listener_names_the_process_and_port_and_closing_clears_it(
     assert by_target(intrusion.run())[LISTENERS_TARGET].status is Status.OK
 
 
+def test_a_known_listener_is_not_searched_for_again_in_proc(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The /proc/*/fd walk is the check's largest cost on a busy host: a listener that stays
+    unexplained run after run is named from the previous run, not searched for again."""
+    from checks import intrusion_sockets
+
+    walks: list[set[int]] = []
+    real_walk = intrusion_sockets.socket_owners
+
+    def counting(proc: Path, inodes: set[int]) -> dict[int, str]:
+        walks.append(set(inodes))
+        return real_walk(proc, inodes)
+
+    monkeypatch.setattr(intrusion_sockets, "socket_owners", counting)
+    port = intrusion_scenarios.free_port()
+    intrusion = listener_check(tmp_path, listener_ports=[str(port)])
+    intrusion.run()  # records the (empty) baseline
+    server = socket.socket()
+    server.bind(("127.0.0.1", port))
+    server.listen(1)
+    expected = f"new listener tcp 127.0.0.1:{port} ({own_name()} (pid {os.getpid()}))"
+    try:
+        for _ in range(3):
+            assert by_target(intrusion.run())[LISTENERS_TARGET].summary == expected
+    finally:
+        server.close()
+    assert len([w for w in walks if w]) == 1
+
+
+def test_a_listener_handed_to_another_process_is_named_after_the_new_owner(
+    tmp_path: Path
+) -> None:
+    """A daemon that binds and then forks: the cached owner is checked each run, and when that
+    process is gone the socket's new holder is named."""
+    port = intrusion_scenarios.free_port()
+    intrusion = listener_check(tmp_path, listener_ports=[str(port)])
+    intrusion.run()  # records the (empty) baseline
+    server = socket.socket()
+    server.bind(("127.0.0.1", port))
+    server.listen(1)
+    holders = [subprocess.Popen(argv, pass_fds=[server.fileno()])
+               for argv in (["sleep", "60"], ["tail", "-f", "/dev/null"])]
+    server.close()
+    try:
+        first = by_target(intrusion.run())[LISTENERS_TARGET].summary
+        named = next(p for p in holders if f"(pid {p.pid}))" in first)
+        named.kill()
+        named.wait()
+        other = next(p for p in holders if p is not named)
+        second = by_target(intrusion.run())[LISTENERS_TARGET].summary
+        assert second == (f"new listener tcp 127.0.0.1:{port} "
+                          f"({'sleep' if other is holders[0] else 'tail'} (pid {other.pid}))")
+    finally:
+        for holder in holders:
+            holder.kill()
+            holder.wait()
+
+
 def test_the_whole_host_against_a_baseline(tmp_path: Path, listening: socket.socket) -> None:
     port = listening.getsockname()[1]
     intrusion = listener_check(tmp_path)
