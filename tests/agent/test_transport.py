@@ -1,15 +1,19 @@
-"""The agent's HTTP client (http.client) against a real HTTP server on loopback."""
+"""The agent's HTTP client against real servers on loopback: the standard library's HTTP
+server, a TLS server, and a scripted one that writes the answers a test needs byte by byte."""
 
 from __future__ import annotations
 
 import gzip
 import json
+import os
+import re
 import socket
 import ssl
 import subprocess
+import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -20,12 +24,14 @@ from agent.config import CollectorSettings
 from agent.sender import Sender, make_client
 from agent.spool import Spool
 from agent.transport import (
+    Client,
     ConnectError,
     ReadTimeout,
     RemoteProtocolError,
     Request,
     Response,
     Timeout,
+    WriteError,
 )
 from checks.config import Seconds
 from checks.result import CheckResult, Status
@@ -181,11 +187,11 @@ def test_timeouts_and_default_headers_are_given_to_the_transport() -> None:
     assert sent[0].headers["content-type"] == "x/y"
 
 
-def _self_signed(tmp_path: Path) -> tuple[Path, Path]:
+def _self_signed(tmp_path: Path, name: str = "IP:127.0.0.1") -> tuple[Path, Path]:
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
     subprocess.run(
         ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-         "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+         "-subj", f"/CN={name.partition(':')[2]}", "-addext", f"subjectAltName={name}",
          "-keyout", str(key), "-out", str(cert)],
         check=True, capture_output=True, timeout=60,
     )
@@ -193,8 +199,9 @@ def _self_signed(tmp_path: Path) -> tuple[Path, Path]:
 
 
 @pytest.fixture
-def tls_server(server: Server, tmp_path: Path) -> tuple[Server, Path]:
-    cert, key = _self_signed(tmp_path)
+def tls_server(server: Server, tmp_path: Path, request: pytest.FixtureRequest
+               ) -> tuple[Server, Path]:
+    cert, key = _self_signed(tmp_path, getattr(request, "param", "IP:127.0.0.1"))
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(cert, key)
     server.socket = context.wrap_socket(server.socket, server_side=True)
@@ -219,3 +226,321 @@ def test_tls_refuses_a_collector_nobody_trusts(tls_server: tuple[Server, Path]) 
         client.post(f"{url}/api/v1/results", content=b"{}")
     client.close()
     assert server.received == []
+
+
+@pytest.mark.parametrize("tls_server", ["DNS:collector.example.net"], indirect=True)
+def test_tls_refuses_a_certificate_for_another_name(tls_server: tuple[Server, Path]) -> None:
+    server, cert = tls_server  # trusted, but issued to collector.example.net
+    url = f"https://127.0.0.1:{server.server_address[1]}"
+    client = make_client(settings(url, ca_file=str(cert)))
+    with pytest.raises(ConnectError, match=r"CERTIFICATE_VERIFY_FAILED.*mismatch"):
+        client.post(f"{url}/api/v1/results", content=b"{}")
+    client.close()
+    assert server.received == []
+
+
+def test_an_http_collector_costs_no_tls_and_no_idna_memory(server: Server) -> None:
+    """ssl with libssl and libcrypto is 3.9 MB resident, http.client's email package 1 MB,
+    the idna codec 0.3 MB: an agent posting to an http:// collector loads none of them."""
+    code = (
+        "import sys, agent.cli, agent.sender, agent.transport\n"
+        "from agent.config import CollectorSettings\n"
+        "from checks.config import Seconds\n"
+        "url = sys.argv[1]\n"
+        "client = agent.sender.make_client(CollectorSettings(url=url, timeout=Seconds(5)))\n"
+        "print(client.post(url + '/api/v1/results', content=b'{}').status_code)\n"
+        "print(sorted(m for m in ('ssl', '_ssl', 'http.client', 'email', 'encodings.idna',"
+        " 'unicodedata') if m in sys.modules))\n"
+    )
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    root = Path(__file__).resolve().parents[2]
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("PYTHON")},
+           "PYTHONPATH": str(root)}
+    done = subprocess.run([sys.executable, "-c", code, url], capture_output=True, text=True,
+                          timeout=60, cwd=root, env=env)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split("\n")[:2] == ["202", "[]"]
+    assert len(server.received) == 1
+
+
+# -- a scripted server: the answers a test needs, byte by byte -----------------------------------
+
+
+Reply = Callable[[socket.socket], bool]
+"""Answers one request on a connection; says whether to keep the connection open."""
+
+
+def answer(data: bytes, *, close: bool = False) -> Reply:
+    """Write ``data``, then close the connection (without saying so) or keep it open."""
+
+    def reply(conn: socket.socket) -> bool:
+        conn.sendall(data)
+        return not close
+
+    return reply
+
+
+def hang_up(conn: socket.socket) -> bool:
+    """Close the connection without answering."""
+    return False
+
+
+def never_answer(conn: socket.socket) -> bool:
+    """Wait, answering nothing, until the client goes away."""
+    conn.recv(1)
+    return False
+
+
+def endless(start: bytes, repeat: bytes) -> Reply:
+    """Write ``start``, then ``repeat`` over and over until the client goes away."""
+
+    def reply(conn: socket.socket) -> bool:
+        conn.sendall(start)
+        while True:
+            conn.sendall(repeat * 64)
+
+    return reply
+
+
+class ScriptedServer:
+    """A TCP server on loopback that reads whole requests and gives the n-th request the
+    n-th reply (the last one repeats)."""
+
+    def __init__(self, replies: list[Reply]) -> None:
+        self.requests: list[bytes] = []
+        self.connections = 0
+        self._replies = replies
+        self._open: list[socket.socket] = []
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self._listener.getsockname()[1]}"
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def close(self) -> None:
+        self._listener.close()
+        for conn in self._open:
+            try:
+                conn.shutdown(socket.SHUT_RDWR)  # wakes its thread, which closes it
+            except OSError:
+                pass
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self._listener.accept()
+            except OSError:
+                return
+            self.connections += 1
+            self._open.append(conn)
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn: socket.socket) -> None:
+        with conn, conn.makefile("rb") as reader:
+            try:
+                while request := self._read_request(reader):
+                    self.requests.append(request)
+                    if not self._replies[min(len(self.requests), len(self._replies)) - 1](conn):
+                        return
+            except OSError:
+                return
+
+    @staticmethod
+    def _read_request(reader: Any) -> bytes:
+        head = b""
+        while not head.endswith(b"\r\n\r\n"):
+            line = reader.readline()
+            if not line:
+                return b""
+            head += line
+        length = re.search(rb"(?im)^content-length: *([0-9]+)", head)
+        return head + (reader.read(int(length.group(1))) if length else b"")
+
+
+@pytest.fixture
+def scripted() -> Iterator[Callable[..., ScriptedServer]]:
+    servers: list[ScriptedServer] = []
+
+    def start(*replies: Reply) -> ScriptedServer:
+        servers.append(ScriptedServer(list(replies)))
+        return servers[-1]
+
+    yield start
+    for started in servers:
+        started.close()
+
+
+@pytest.fixture
+def client() -> Iterator[Client]:
+    client = Client(timeout=Timeout(connect=2, read=2))
+    yield client
+    client.close()
+
+
+ACCEPTED = b"HTTP/1.1 202 Accepted\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}"
+
+
+def test_a_request_says_host_length_and_identity_and_the_answer_has_its_reason(
+    scripted: Callable[..., ScriptedServer], client: Client
+) -> None:
+    server = scripted(answer(b"HTTP/1.1 202 Stored For Later\r\nContent-Length: 2\r\n"
+                             b"X-Request-Id: r-1\r\n\r\n{}"))
+    got = client.post(f"{server.url}/api/v1/results?dry=1", content=b'{"a": 1}',
+                      headers={"Authorization": "Bearer t0k3n"})
+    assert (got.status_code, got.reason_phrase, got.content) == (202, "Stored For Later", b"{}")
+    assert got.headers["x-request-id"] == "r-1"
+    head, _, body = server.requests[0].partition(b"\r\n\r\n")
+    lines = head.split(b"\r\n")
+    assert lines[0] == b"POST /api/v1/results?dry=1 HTTP/1.1"
+    assert sorted(lines[1:]) == sorted([
+        f"Host: {server.url.removeprefix('http://')}".encode(), b"Content-Length: 8",
+        b"Accept-Encoding: identity", b"Authorization: Bearer t0k3n"])
+    assert body == b'{"a": 1}'
+
+
+def test_an_answer_without_a_reason_phrase_gets_the_standard_one(
+    scripted: Callable[..., ScriptedServer], client: Client
+) -> None:
+    server = scripted(answer(b"HTTP/1.1 429\r\nRetry-After: 7\r\nContent-Length: 0\r\n\r\n"))
+    got = client.post(server.url, content=b"{}")
+    assert (got.status_code, got.reason_phrase, got.headers["retry-after"]) == (
+        429, "Too Many Requests", "7")
+
+
+def test_several_posts_share_one_kept_alive_connection(
+    scripted: Callable[..., ScriptedServer], client: Client
+) -> None:
+    server = scripted(answer(ACCEPTED))
+    assert [client.post(server.url, content=b"{}").status_code for _ in range(5)] == [202] * 5
+    assert (len(server.requests), server.connections) == (5, 1)
+
+
+def test_a_chunked_answer_is_read_whole_trailers_and_all(
+    scripted: Callable[..., ScriptedServer], client: Client
+) -> None:
+    server = scripted(answer(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                             b"5;note=first\r\nhello\r\n6\r\n world\r\n0\r\n"
+                             b"X-Checksum: 5eb63bbbe0\r\n\r\n"))
+    assert client.post(server.url, content=b"{}").content == b"hello world"
+    assert client.post(server.url, content=b"{}").content == b"hello world"
+    assert server.connections == 1  # the framing was right: the connection carried on
+
+
+def test_an_answer_without_a_length_lasts_until_the_server_closes(
+    scripted: Callable[..., ScriptedServer], client: Client
+) -> None:
+    server = scripted(answer(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\n"
+                             b"all of it, however long", close=True))
+    assert client.post(server.url, content=b"{}").text == "all of it, however long"
+    assert client.post(server.url, content=b"{}").text == "all of it, however long"
+    assert (len(server.requests), server.connections) == (2, 2)
+
+
+@pytest.mark.parametrize("status_and_headers", [
+    b"HTTP/1.0 202 Accepted\r\n", b"HTTP/1.1 202 Accepted\r\nConnection: close\r\n",
+], ids=["HTTP/1.0", "Connection: close"])
+def test_an_answer_that_announces_the_end_closes_the_connection(
+    scripted: Callable[..., ScriptedServer], client: Client, status_and_headers: bytes
+) -> None:
+    # The server keeps the connection open: only the client can close it.
+    server = scripted(answer(status_and_headers + b"Content-Length: 2\r\n\r\n{}"))
+    assert client.post(server.url, content=b"{}").status_code == 202
+    assert client.post(server.url, content=b"{}").status_code == 202
+    assert (len(server.requests), server.connections) == (2, 2)
+
+
+def test_100_continue_before_the_answer_is_skipped(
+    scripted: Callable[..., ScriptedServer], client: Client
+) -> None:
+    server = scripted(answer(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\n"
+                             b"Link: </style.css>\r\n\r\n" + ACCEPTED))
+    got = client.post(server.url, content=b"{}")
+    assert (got.status_code, got.reason_phrase, got.content) == (202, "Accepted", b"{}")
+    assert "link" not in got.headers
+    assert client.post(server.url, content=b"{}").status_code == 202
+    assert server.connections == 1
+
+
+def test_a_kept_alive_connection_closed_by_the_server_is_retried_once_on_a_new_one(
+    scripted: Callable[..., ScriptedServer], client: Client
+) -> None:
+    # Answers, then closes without a word (an idle timeout); then a server that hangs up.
+    server = scripted(answer(ACCEPTED, close=True), hang_up)
+    assert client.post(server.url, content=b"{}").status_code == 202
+    time.sleep(0.1)
+    with pytest.raises(RemoteProtocolError, match="without an answer"):
+        client.post(server.url, content=b"{}")
+    assert (len(server.requests), server.connections) == (2, 2)  # no third try
+
+
+def test_a_server_that_never_answers_is_a_read_timeout(
+    scripted: Callable[..., ScriptedServer], client: Client
+) -> None:
+    server = scripted(never_answer)
+    started = time.monotonic()
+    with pytest.raises(ReadTimeout):
+        client.post(server.url, content=b"{}", timeout=0.3)
+    assert 0.3 <= time.monotonic() - started < 1.0
+
+
+GARBAGE = {
+    "not HTTP": (b"SSH-2.0-OpenSSH_9.6\r\n", "not an HTTP/1.x status line: b'SSH-2.0"),
+    "status code": (b"HTTP/1.1 2x2 Accepted\r\n\r\n", "not an HTTP/1.x status line"),
+    "cut status line": (b"HTTP/1.1 202 Acc", "closed in the middle of the status line"),
+    "long status line": (b"HTTP/1.1 202 " + b"A" * 20_000 + b"\r\n\r\n",
+                         "status line longer than 16384 bytes"),
+    "header line": (b"HTTP/1.1 202 Accepted\r\nno colon here\r\n\r\n",
+                    "malformed header line: b'no colon here'"),
+    "content length": (b"HTTP/1.1 202 Accepted\r\nContent-Length: 2, 3\r\n\r\n{}",
+                       "invalid Content-Length: '2, 3'"),
+    "short body": (b"HTTP/1.1 202 Accepted\r\nContent-Length: 10\r\n\r\n{}",
+                   "closed after 2 of the 10 bytes of the body"),
+    "chunk size": (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+                   "malformed chunk size line: b'zz'"),
+    "transfer coding": (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n",
+                        "unsupported Transfer-Encoding: gzip"),
+    "upgrade": (b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: h2c\r\n\r\n",
+                "101 Switching Protocols"),
+}
+
+
+@pytest.mark.parametrize(("garbage", "complaint"), GARBAGE.values(), ids=GARBAGE.keys())
+def test_an_answer_that_is_not_http_is_a_protocol_error_that_says_why(
+    scripted: Callable[..., ScriptedServer], client: Client, garbage: bytes, complaint: str
+) -> None:
+    server = scripted(answer(garbage, close=True))
+    with pytest.raises(RemoteProtocolError, match=re.escape(complaint)):
+        client.post(server.url, content=b"{}")
+
+
+ENDLESS = {
+    "header fields": (b"HTTP/1.1 200 OK\r\n", b"X-Filler: 0123456789\r\n",
+                      "more than 100 fields in the header block"),
+    "a header line": (b"HTTP/1.1 200 OK\r\nX-Filler: ", b"0123456789",
+                      "header line longer than 16384 bytes"),
+    "interim answers": (b"", b"HTTP/1.1 100 Continue\r\n\r\n",
+                        "more than 10 interim (1xx) answers"),
+    "trailer fields": (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n",
+                       b"X-Filler: 0123456789\r\n", "more than 100 fields in the trailer block"),
+}
+
+
+@pytest.mark.parametrize(("start", "repeat", "complaint"), ENDLESS.values(), ids=ENDLESS.keys())
+def test_an_endless_answer_head_is_cut_off_at_its_limit(
+    scripted: Callable[..., ScriptedServer], client: Client, start: bytes, repeat: bytes,
+    complaint: str,
+) -> None:
+    server = scripted(endless(start, repeat))
+    started = time.monotonic()
+    with pytest.raises(RemoteProtocolError, match=re.escape(complaint)):
+        client.post(server.url, content=b"{}")
+    assert time.monotonic() - started < 1.0  # long before the 2 s read timeout
+
+
+def test_a_header_that_would_split_the_request_is_refused_before_sending(
+    scripted: Callable[..., ScriptedServer], client: Client
+) -> None:
+    server = scripted(answer(ACCEPTED))
+    with pytest.raises(WriteError, match="invalid value of header X-Note"):
+        client.post(server.url, content=b"{}",
+                    headers={"X-Note": "a\r\nContent-Length: 0\r\n\r\nGET / HTTP/1.1"})
+    assert client.post(server.url, content=b"{}").status_code == 202
+    assert len(server.requests) == 1
