@@ -241,11 +241,24 @@ def run_agent(
     log.info("watchkeeper-agent %s starting as %s: %d checks (%s), pushing to %s, spool %s "
              "(%d results waiting)", __version__, config.host, len(enabled), ", ".join(enabled),
              config.collector.url, spool.path, len(spool))
-    sender_thread = threading.Thread(
-        target=sender.run, kwargs={"final_push_budget": FINAL_PUSH_BUDGET}, name="sender",
-        daemon=True,
-    )
-    scheduler_thread = threading.Thread(target=scheduler.run, name="scheduler", daemon=True)
+    died: list[str] = []
+
+    def guarded(target: Any, name: str) -> threading.Thread:
+        """A thread that, if it ever ends on its own, stops the agent (and says so)."""
+        def run() -> None:
+            try:
+                target()
+            except BaseException:
+                log.exception("the %s thread failed", name)
+            finally:
+                if not stop.is_set():
+                    died.append(name)
+                    stop.set()
+        return threading.Thread(target=run, name=name, daemon=True)
+
+    sender_thread = guarded(
+        lambda: sender.run(final_push_budget=FINAL_PUSH_BUDGET), "sender")
+    scheduler_thread = guarded(scheduler.run, "scheduler")
     sender_thread.start()
     scheduler_thread.start()
     # Parsing the config and building the check models leaves cyclic garbage behind;
@@ -254,10 +267,12 @@ def run_agent(
     gc.collect()
     gc.freeze()
     try:
-        while not stop.wait(1.0):
-            if not (sender_thread.is_alive() and scheduler_thread.is_alive()):
-                log.error("an agent thread died; stopping")
-                break
+        # No polling: a signal handler or a thread that died sets ``stop``. (Waking every
+        # second to look cost more CPU than pushing the results.)
+        while not stop.wait(3600.0):
+            pass
+        if died:
+            log.error("the %s thread died; stopping", died[0])
     finally:
         log.info("stopping: no new check runs; last push, then closing the spool")
         scheduler.stop()
@@ -268,7 +283,7 @@ def run_agent(
         spool.close()
         log.info("stopped; %s", "spool closed" if not sender_thread.is_alive()
                  else "the last push did not finish in time; results stay spooled")
-    return 0
+    return 1 if died else 0
 
 
 def _startup_error(config: AgentConfig, key: str, message: str) -> int:

@@ -157,6 +157,33 @@ def test_run_pushes_results_and_stops_cleanly(write_config: WriteConfig, tmp_pat
     assert len(Spool(config.spool_dir)) == 0
 
 
+@pytest.mark.timeout(30)
+def test_run_stops_at_once_with_status_1_when_a_thread_dies(
+    write_config: WriteConfig, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The main thread does not poll its threads; one that dies stops the agent by itself,
+    so that the service manager restarts it."""
+    path = write_config(
+        f"[agent]\nstate_dir = '{tmp_path / 'state'}'\n"
+        "[collector]\nurl = 'http://collector.test'\ntoken = 't0k3n'\n"
+        "[checks.agent]\ninterval = 60\n"
+    )
+    config = load_config(path, lookup=fakes.lookup, for_run=True)
+
+    def broken(self: object) -> None:
+        time.sleep(0.3)
+        raise RuntimeError("scheduler bug")
+
+    monkeypatch.setattr("agent.cli.Scheduler.run", broken)
+    started = time.monotonic()
+    code = run_agent(config, transport=lambda r: Response(202), stop=threading.Event(),
+                     install_signals=False)
+    assert code == 1
+    assert time.monotonic() - started < 10
+    assert "the scheduler thread died; stopping" in caplog.text
+
+
 @pytest.mark.timeout(60)
 def test_run_keeps_results_through_an_outage_and_stops_on_sigterm(
     write_config: WriteConfig, tmp_path: Path
