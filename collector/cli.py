@@ -58,12 +58,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                 k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None
             })
             settings = settings.model_copy(update={"server": server})
+            tls = _tls_files(settings, args.config)
     except ConfigError as exc:
         print(f"watchkeeper-collector: config error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     try:
         if args.command == "serve":
-            return _serve(settings, access_log=args.access_log)
+            return _serve(settings, access_log=args.access_log, tls=tls)
         if args.command == "enroll":
             return _enroll(settings, args.customer, args.fqdn, args.critical, args.rotate)
         if args.command == "migrate":
@@ -126,7 +127,7 @@ def _hosts(settings: Settings) -> int:
     return 0
 
 
-def _serve(settings: Settings, *, access_log: bool) -> int:
+def _serve(settings: Settings, *, access_log: bool, tls: tuple[str, str] | None) -> int:
     import uvicorn
 
     from collector.app import create_app
@@ -139,8 +140,29 @@ def _serve(settings: Settings, *, access_log: bool) -> int:
     app = create_app(settings)
     _tune_garbage_collector()
     uvicorn.run(app, host=settings.server.host, port=settings.server.port,
-                access_log=access_log, log_level="info")
+                access_log=access_log, log_level="info",
+                ssl_certfile=tls[0] if tls else None, ssl_keyfile=tls[1] if tls else None)
     return 0
+
+
+def _tls_files(settings: Settings, file: str | None) -> tuple[str, str] | None:
+    """The certificate and key to serve HTTPS with, proven loadable before serving."""
+    cert, key = settings.server.tls_cert_file, settings.server.tls_key_file
+    if cert is None or key is None:
+        return None
+    import ssl
+
+    for name, path in (("server.tls_cert_file", cert), ("server.tls_key_file", key)):
+        try:
+            open(path, "rb").close()
+        except OSError as exc:
+            raise ConfigError(name, f"cannot read {path}: {exc.strerror}", file) from None
+    try:
+        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(cert, key)
+    except ssl.SSLError as exc:
+        raise ConfigError("server.tls_cert_file", f"{cert} with {key} is not a usable PEM "
+                          f"certificate and key ({exc.reason or exc})", file) from None
+    return str(cert), str(key)
 
 
 def _tune_garbage_collector() -> None:

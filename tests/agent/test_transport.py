@@ -35,6 +35,7 @@ from agent.transport import (
 )
 from checks.config import Seconds
 from checks.result import CheckResult, Status
+from tests.support.tls import self_signed
 
 
 class Server(ThreadingHTTPServer):
@@ -187,21 +188,10 @@ def test_timeouts_and_default_headers_are_given_to_the_transport() -> None:
     assert sent[0].headers["content-type"] == "x/y"
 
 
-def _self_signed(tmp_path: Path, name: str = "IP:127.0.0.1") -> tuple[Path, Path]:
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-         "-subj", f"/CN={name.partition(':')[2]}", "-addext", f"subjectAltName={name}",
-         "-keyout", str(key), "-out", str(cert)],
-        check=True, capture_output=True, timeout=60,
-    )
-    return cert, key
-
-
 @pytest.fixture
 def tls_server(server: Server, tmp_path: Path, request: pytest.FixtureRequest
                ) -> tuple[Server, Path]:
-    cert, key = _self_signed(tmp_path, getattr(request, "param", "IP:127.0.0.1"))
+    cert, key = self_signed(tmp_path, getattr(request, "param", "IP:127.0.0.1"))
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(cert, key)
     server.socket = context.wrap_socket(server.socket, server_side=True)

@@ -80,6 +80,7 @@ def test_database_url_from_a_secret_file(tmp_path):
     ("[databse]\nurl = \"sqlite:///x\"\n", "databse"),
     ("[database]\nsqlite_synchronous = \"SOMETIMES\"\n", "database.sqlite_synchronous"),
     ("[database]\nurl_file = \"/nonexistent/secret\"\n", "database.url_file"),
+    ("[server]\ntls_cert_file = \"cert.pem\"\n", "server"),  # the key is missing
 ])
 def test_errors_name_the_file_and_the_key(tmp_path, text, key):
     path = write(tmp_path, text)

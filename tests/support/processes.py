@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -97,14 +98,18 @@ class Collector:
     """A collector process on a loopback port with its own SQLite store (or a given URL)."""
 
     def __init__(self, workdir: Path, *, database_url: str | None = None, port: int | None = None,
-                 extra_config: str = "") -> None:
+                 extra_config: str = "", tls: tuple[Path, Path] | None = None) -> None:
+        """``tls``: serve HTTPS with this (certificate, key); ``self.ca`` is then the
+        certificate to trust."""
         self.workdir = workdir
         self.port = port or free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}"
+        self.ca: Path | bool = tls[0] if tls else True
         self.database_url = database_url or f"sqlite:///{workdir / 'collector.db'}"
         self.config = workdir / "collector.toml"
+        tls_keys = f'tls_cert_file = "{tls[0]}"\ntls_key_file = "{tls[1]}"\n' if tls else ""
         self.config.write_text(
-            f'[server]\nhost = "127.0.0.1"\nport = {self.port}\n\n'
+            f'[server]\nhost = "127.0.0.1"\nport = {self.port}\n{tls_keys}\n'
             f'[database]\nurl = "{self.database_url}"\n' + extra_config
         )
         self.proc: Proc | None = None
@@ -123,7 +128,8 @@ class Collector:
         if self.proc is not None and not self.proc.alive():
             raise AssertionError(f"collector exited:\n{self.proc.tail()}")
         try:
-            return httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200
+            return httpx.get(f"{self.url}/healthz", timeout=1,
+                             verify=self._verify()).status_code == 200
         except httpx.HTTPError:
             return False
 
@@ -143,7 +149,12 @@ class Collector:
             self.proc.stop(sig)
 
     def get(self, path: str) -> httpx.Response:
-        return httpx.get(f"{self.url}{path}", timeout=5)
+        return httpx.get(f"{self.url}{path}", timeout=5, verify=self._verify())
+
+    def _verify(self) -> ssl.SSLContext | bool:
+        if isinstance(self.ca, Path):
+            return ssl.create_default_context(cafile=str(self.ca))
+        return self.ca
 
     def store_pid(self) -> int | None:
         """The pid of the collector's store process (its only child), if one runs."""
