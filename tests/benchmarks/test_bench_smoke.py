@@ -26,5 +26,8 @@ def test_ingest_harness_measures_both_servers() -> None:
 def test_footprint_harness_reads_the_running_agent() -> None:
     report = bench_agent_footprint.main(["--warmup", "1", "--measure", "2"])
     assert "disk" in report["checks"]  # type: ignore[operator]
-    assert 5 < report["rss_mb"] < 500  # type: ignore[operator]
-    assert report["cpu_pct_of_one_core"] >= 0  # type: ignore[operator]
+    for scheme in ("http", "https"):
+        figures = report[scheme]
+        assert 5 < figures["rss_mb"] < 500  # type: ignore[index]
+        assert figures["cpu_pct_of_one_core"] >= 0  # type: ignore[index]
+        assert any(s.startswith("disk: ") for s in figures["statuses"])  # type: ignore[index]
