@@ -97,8 +97,8 @@ class SenderStats:
 
 
 def make_client(settings: CollectorSettings, transport: Transport | None = None) -> Client:
-    """The collector's HTTP client with explicit timeouts, on ``http.client`` with TLS
-    verification as configured, unless a transport is given (tests)."""
+    """The collector's HTTP client with explicit timeouts and TLS verification as
+    configured, unless a transport is given (tests)."""
     context = None
     if transport is None:
         if not settings.verify_tls:

@@ -43,6 +43,8 @@ from io import BufferedReader
 from typing import TYPE_CHECKING, Any, NamedTuple
 from urllib.parse import urlsplit
 
+from checks.net import lookup_name
+
 if TYPE_CHECKING:
     import ssl  # imported at run time only for TLS: with libssl and libcrypto it is 3.9 MB
 
@@ -362,17 +364,12 @@ class _StaleConnection(Exception):
 def _connect(host: str, port: int, timeout: float) -> socket.socket:
     """A TCP connection to the first of ``host``'s addresses that accepts one.
 
-    Unlike ``socket.create_connection`` it gives ``getaddrinfo`` an ASCII name as bytes:
-    given a ``str``, CPython encodes it with the idna codec, which loads ``unicodedata`` and
-    ``stringprep`` (0.4 MB) even for an IP address.
+    Unlike ``socket.create_connection`` it keeps the idna codec unloaded for an ASCII
+    name (``checks.net.lookup_name``).
     """
-    try:
-        name = host.encode("ascii")
-    except UnicodeEncodeError:
-        name = host.encode("idna")  # an internationalised name: the codec is needed
     failure: OSError = OSError(f"no address for {host}")
     for family, kind, proto, _, address in socket.getaddrinfo(
-        name, port, type=socket.SOCK_STREAM
+        lookup_name(host), port, type=socket.SOCK_STREAM
     ):
         sock = socket.socket(family, kind, proto)
         try:

@@ -18,6 +18,8 @@ import time
 from dataclasses import dataclass
 from enum import IntEnum
 
+from checks.net import lookup_name
+
 TYPE_A = 1
 TYPE_CNAME = 5
 TYPE_PTR = 12
@@ -295,7 +297,7 @@ def answer_values(
 def server_address(host: str, port: int) -> tuple[int, tuple[object, ...]]:
     """Family and socket address of a numeric resolver address (no name lookup)."""
     try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM,
+        infos = socket.getaddrinfo(lookup_name(host), port, type=socket.SOCK_DGRAM,
                                    flags=socket.AI_NUMERICHOST)
     except socket.gaierror as err:
         raise DnsError(f"{host} is not a numeric address: {err.strerror}") from None

@@ -29,6 +29,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from checks.net import lookup_name
+
 # Client error numbers (MySQL's errmsg.h); the server's own are below 2000 or above 2999.
 CR_CONNECTION_ERROR = 2002
 CR_CONN_HOST_ERROR = 2003
@@ -568,7 +570,7 @@ def _connect_unix(path: str, timeout: float) -> socket.socket:
 
 def _connect_tcp(host: str, port: int, timeout: float) -> socket.socket:
     try:
-        addresses = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        addresses = socket.getaddrinfo(lookup_name(host), port, type=socket.SOCK_STREAM)
     except socket.gaierror as err:
         raise MysqlError(CR_UNKNOWN_HOST,
                          f"Unknown MySQL server host '{host}' ({_reason(err)})") from None

@@ -23,6 +23,7 @@ from typing import Any, ClassVar, Literal
 
 from checks.commands import CommandRunner, find_program, first_line, run_command
 from checks.config import ConfigError, Seconds
+from checks.net import lookup_name
 from checks.registry import CheckContext
 from checks.result import CheckResult, Metric, Status, unknown
 
@@ -512,8 +513,8 @@ def query_server(server: Server, timeout: float) -> ServerReply:
 
     label = server.label
     try:
-        stats = ntplib.NTPClient().request(server.host, version=4, port=server.port,
-                                           timeout=timeout)
+        stats = ntplib.NTPClient().request(lookup_name(server.host), version=4,
+                                           port=server.port, timeout=timeout)
     except ntplib.NTPException:
         return ServerReply(label, error=f"no answer within {timeout:g}s")
     except socket.gaierror as err:

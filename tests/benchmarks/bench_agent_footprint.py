@@ -61,7 +61,7 @@ def _cpu_seconds(pid: int) -> float:
 
 # What each check type needs beyond its defaults to work on loopback only.
 def _settings(workdir: Path, dns: str, ntp: str, mysql_port: int) -> dict[str, str]:
-    backups = workdir / "backups"
+    backups = workdir.parent / "backups"  # one series, made by main() for both agents
     auth_log = workdir / "auth.log"
     auth_log.write_text("".join(
         f"2026-11-26T01:0{i}:00.000000+00:00 host sshd[{100 + i}]: Failed password for invalid "
