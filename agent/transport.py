@@ -331,7 +331,8 @@ class SocketTransport:
             if self._ssl_context is None:
                 self._ssl_context = system_trust_context()
             try:
-                sock = self._ssl_context.wrap_socket(sock, server_hostname=host)
+                # An ASCII name as bytes: ssl would run a str through the idna codec.
+                sock = self._ssl_context.wrap_socket(sock, server_hostname=lookup_name(host))
             except TimeoutError as err:
                 sock.close()
                 raise ConnectTimeout(f"TLS handshake with {host}:{port} timed out") from err

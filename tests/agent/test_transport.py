@@ -253,6 +253,34 @@ def test_an_http_collector_costs_no_tls_and_no_idna_memory(server: Server) -> No
     assert len(server.received) == 1
 
 
+@pytest.mark.parametrize("tls_server", ["DNS:localhost"], indirect=True)
+def test_an_https_collector_by_name_loads_ssl_but_not_the_idna_codec(
+    tls_server: tuple[Server, Path]
+) -> None:
+    """The server name goes to the TLS handshake (SNI, certificate check) as ASCII bytes."""
+    server, cert = tls_server
+    code = (
+        "import sys, agent.sender\n"
+        "from agent.config import CollectorSettings\n"
+        "from checks.config import Seconds\n"
+        "url, ca = sys.argv[1:]\n"
+        "client = agent.sender.make_client(CollectorSettings(url=url, timeout=Seconds(5),"
+        " ca_file=ca))\n"
+        "print(client.post(url + '/api/v1/results', content=b'{}').status_code)\n"
+        "print(sorted(m for m in ('ssl', 'http.client', 'email', 'encodings.idna',"
+        " 'unicodedata') if m in sys.modules))\n"
+    )
+    url = f"https://localhost:{server.server_address[1]}"
+    root = Path(__file__).resolve().parents[2]
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("PYTHON")},
+           "PYTHONPATH": str(root)}
+    done = subprocess.run([sys.executable, "-c", code, url, str(cert)], capture_output=True,
+                          text=True, timeout=60, cwd=root, env=env)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split("\n")[:2] == ["202", "['ssl']"]
+    assert len(server.received) == 1
+
+
 # -- a scripted server: the answers a test needs, byte by byte -----------------------------------
 
 
