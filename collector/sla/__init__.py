@@ -10,8 +10,10 @@ from collector.sla.business import (
 from collector.sla.calendar import (
     DEFAULT_CALENDAR,
     BusinessCalendar,
+    UnknownCalendarError,
     as_utc,
     calendar_from_table,
+    calendar_named,
     calendars_from_table,
 )
 from collector.sla.clock import (
@@ -38,7 +40,7 @@ from collector.sla.clock import (
 __all__ = [
     "DEFAULT_CALENDAR", "PRIORITIES", "SAME_TIME_NEXT_BUSINESS_DAY", "BusinessCalendar",
     "ClockKind", "Commitment", "Pause", "RunningClock", "SlaPolicy", "SlaState", "Timing",
-    "Verdict",
+    "UnknownCalendarError", "Verdict", "calendar_named",
     "add_business_days", "add_business_seconds", "add_commitment", "as_utc",
     "business_seconds_between", "calendar_from_table", "calendars_from_table", "due_at",
     "first_response_due", "is_business_time", "judge", "next_business_instant",

@@ -79,8 +79,8 @@ class BusinessCalendar:
     def at(self, day: date, wall: time) -> datetime:
         """The UTC instant of a local wall-clock time (a time skipped by DST moves forward)."""
         local = datetime.combine(day, wall, tzinfo=self.zone)
-        # A wall time inside a spring-forward gap does not exist; the round trip through
-        # UTC lands on the first instant after the gap, as a clock on the wall would show.
+        # A wall time inside a spring-forward gap does not exist; it is read with the offset
+        # in force before the change, so 03:30 on the night Kyiv skips 03:00-04:00 is 04:30.
         return local.astimezone(UTC)
 
     def local_date(self, instant: datetime) -> date:
@@ -130,6 +130,7 @@ def calendar_from_table(name: str, table: Mapping[str, Any]) -> BusinessCalendar
     except (ZoneInfoNotFoundError, ValueError):
         raise ConfigError(f"{prefix}.timezone", f"unknown IANA time zone {timezone!r}") from None
     country = _text(table, "country", prefix, None)
+    country = country.upper() if country is not None else None
     subdivision = _text(table, "subdivision", prefix, None)
     if subdivision is not None and country is None:
         raise ConfigError(f"{prefix}.subdivision", "a subdivision needs a country")
@@ -152,6 +153,22 @@ def calendar_from_table(name: str, table: Mapping[str, Any]) -> BusinessCalendar
         closes=closes,
         working_days=_weekdays(table.get("working_days", list(WEEKDAYS[:5])), prefix),
     )
+
+
+class UnknownCalendarError(LookupError):
+    """A customer refers to a calendar that is not configured."""
+
+
+def calendar_named(
+    calendars: Mapping[str, BusinessCalendar], name: str | None
+) -> BusinessCalendar:
+    """The calendar a customer refers to by name; no name means the ``default`` calendar."""
+    key = DEFAULT_CALENDAR if name is None else name
+    try:
+        return calendars[key]
+    except KeyError:
+        known = ", ".join(sorted(calendars)) or "none"
+        raise UnknownCalendarError(f"no calendar named {key!r} (configured: {known})") from None
 
 
 def calendars_from_table(table: Mapping[str, Any]) -> dict[str, BusinessCalendar]:

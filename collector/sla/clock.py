@@ -12,6 +12,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from types import MappingProxyType
 from typing import Any
 
 from checks.config import ConfigError
@@ -122,8 +123,8 @@ def sla_policy_from_table(table: Mapping[str, Any]) -> SlaPolicy:
                               f"got {business_day!r}")
         seconds = length.amount
     return SlaPolicy(
-        first_response=_table(table, "first_response", DEFAULT_FIRST_RESPONSE),
-        updates=_table(table, "updates", DEFAULT_UPDATES),
+        first_response=MappingProxyType(_table(table, "first_response", DEFAULT_FIRST_RESPONSE)),
+        updates=MappingProxyType(_table(table, "updates", DEFAULT_UPDATES)),
         business_day_seconds=seconds,
     )
 

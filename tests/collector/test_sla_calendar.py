@@ -9,7 +9,13 @@ from typing import Any
 import pytest
 
 from checks.config import ConfigError
-from collector.sla import DEFAULT_CALENDAR, calendar_from_table, calendars_from_table
+from collector.sla import (
+    DEFAULT_CALENDAR,
+    UnknownCalendarError,
+    calendar_from_table,
+    calendar_named,
+    calendars_from_table,
+)
 
 TOML = """
 [calendars.kyiv]
@@ -139,3 +145,24 @@ def test_a_calendar_that_is_not_a_table_names_its_key():
     with pytest.raises(ConfigError) as caught:
         calendars_from_table(["acme"])  # type: ignore[arg-type]
     assert caught.value.key == "calendars"
+
+
+def test_a_customer_refers_to_a_calendar_by_name_or_gets_the_default():
+    found = calendars_from_table({"kyiv": {"timezone": "Europe/Kyiv"}})
+    assert calendar_named(found, "kyiv").timezone == "Europe/Kyiv"
+    assert calendar_named(found, None).name == DEFAULT_CALENDAR
+    with pytest.raises(UnknownCalendarError, match="'lviv'"):
+        calendar_named(found, "lviv")
+
+
+def test_a_country_code_may_be_written_in_lower_case():
+    assert calendar_from_table("c", {"country": "us"}).is_holiday(date(2026, 11, 26))
+
+
+def test_a_removed_holiday_wins_over_the_library_and_the_extra_dates():
+    cal = calendar_from_table("c", {
+        "country": "US", "extra_holidays": ["2026-11-27"],
+        "removed_holidays": ["2026-11-26", "2026-11-27"],
+    })
+    assert cal.is_business_day(date(2026, 11, 26))
+    assert cal.is_business_day(date(2026, 11, 27))
