@@ -1,0 +1,1 @@
+"""Tickets: priorities, the priority policy, escalations and the agent version window."""
