@@ -1,0 +1,1 @@
+"""Problems from results: soft and hard states, flapping, mass silence (pure rules, no storage)."""
