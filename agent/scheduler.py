@@ -14,7 +14,6 @@ mount) and only a thread can be left behind while the others carry on.
 
 from __future__ import annotations
 
-import functools
 import logging
 import random
 import threading
@@ -25,7 +24,6 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from agent.config import CheckSpec
-from agent.memory import release_free_memory
 from checks.registry import CheckContext, CheckType
 from checks.result import CheckResult, Status, unknown, worst
 
@@ -245,13 +243,9 @@ class Scheduler:
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
         jitter: Callable[[float], float] = lambda bound: random.uniform(0.0, bound),
-        release_memory: Callable[[], object] = release_free_memory,
     ) -> None:
         self._clock = clock
         self._jitter = jitter
-        self._release_memory = release_memory
-        self._finished = threading.Event()
-        """A run ended since the memory was last released."""
         self._wake = threading.Event()
         self._stopping = False
         self.runners = [
@@ -260,16 +254,7 @@ class Scheduler:
             for spec in specs if spec.enabled
         ]
         for runner in self.runners:
-            runner.on_finish = functools.partial(self._run_finished, runner)
-
-    def _run_finished(self, runner: CheckRunner) -> None:
-        """In the worker thread, as a run ends: the last run to end gives back the memory
-        the runs freed (one that ends while others go on leaves it to the scheduler)."""
-        if any(r.running for r in self.runners if r is not runner):
-            self._finished.set()
-        else:
-            self._release_memory()
-        self._wake.set()
+            runner.on_finish = self._wake.set
 
     def run(self) -> None:
         """Schedule until ``stop()``; each check's first run starts within its jitter."""
@@ -277,10 +262,6 @@ class Scheduler:
         base = {id(r): now for r in self.runners}
         due = {id(r): now + self._jitter(r.spec.jitter) for r in self.runners}
         while not self._stopping:
-            if self._finished.is_set() and not any(r.running for r in self.runners):
-                # What the finished runs freed goes back to the system before the next ones.
-                self._finished.clear()
-                self._release_memory()
             now = self._clock()
             for runner in self.runners:
                 runner.check_deadline()
