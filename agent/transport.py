@@ -43,7 +43,7 @@ from io import BufferedReader
 from typing import TYPE_CHECKING, Any, NamedTuple
 from urllib.parse import urlsplit
 
-from checks.net import lookup_name
+from checks.net import connect_tcp, lookup_name
 
 if TYPE_CHECKING:
     import ssl  # imported at run time only for TLS: with libssl and libcrypto it is 3.9 MB
@@ -322,7 +322,7 @@ class SocketTransport:
     def _open(self, origin: Origin, timeout: Timeout) -> _Connection:
         scheme, host, port = origin
         try:
-            sock = _connect(host, port, timeout.connect)
+            sock = connect_tcp(host, port, timeout.connect)
         except TimeoutError as err:
             raise ConnectTimeout(f"connecting to {host}:{port} timed out") from err
         except (OSError, UnicodeError) as err:  # socket.gaierror too: an unknown name
@@ -360,30 +360,6 @@ class _Connection:
 
 class _StaleConnection(Exception):
     """A kept-alive connection the server had closed; worth one retry on a new one."""
-
-
-def _connect(host: str, port: int, timeout: float) -> socket.socket:
-    """A TCP connection to the first of ``host``'s addresses that accepts one.
-
-    Unlike ``socket.create_connection`` it keeps the idna codec unloaded for an ASCII
-    name (``checks.net.lookup_name``).
-    """
-    failure: OSError = OSError(f"no address for {host}")
-    for family, kind, proto, _, address in socket.getaddrinfo(
-        lookup_name(host), port, type=socket.SOCK_STREAM
-    ):
-        sock = socket.socket(family, kind, proto)
-        try:
-            sock.settimeout(timeout)
-            sock.connect(address)
-        except OSError as err:
-            sock.close()
-            failure = err
-            continue
-        # The request goes out in one write, so Nagle's algorithm can only delay it.
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        return sock
-    raise failure
 
 
 def _origin_and_target(url: str) -> tuple[Origin, str]:

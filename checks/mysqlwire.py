@@ -25,11 +25,10 @@ from __future__ import annotations
 
 import socket
 import struct
-import time
 from collections.abc import Callable
 from typing import Any
 
-from checks.net import lookup_name
+from checks.net import connect_tcp
 
 # Client error numbers (MySQL's errmsg.h); the server's own are below 2000 or above 2999.
 CR_CONNECTION_ERROR = 2002
@@ -570,28 +569,11 @@ def _connect_unix(path: str, timeout: float) -> socket.socket:
 
 def _connect_tcp(host: str, port: int, timeout: float) -> socket.socket:
     try:
-        addresses = socket.getaddrinfo(lookup_name(host), port, type=socket.SOCK_STREAM)
+        return connect_tcp(host, port, timeout)
     except socket.gaierror as err:
         raise MysqlError(CR_UNKNOWN_HOST,
                          f"Unknown MySQL server host '{host}' ({_reason(err)})") from None
-    deadline = time.monotonic() + timeout
-    last: OSError = TimeoutError("timed out")
-    for family, kind, proto, _name, address in addresses:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            break
-        sock = socket.socket(family, kind, proto)
-        try:
-            sock.settimeout(left)
-            sock.connect(address)
-        except OSError as err:
-            sock.close()
-            last = err
-            continue
-        except BaseException:
-            sock.close()
-            raise
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        return sock
-    raise MysqlError(CR_CONN_HOST_ERROR,
-                     f"Can't connect to MySQL server on '{host}:{port}' ({_reason(last)})")
+    except OSError as err:
+        raise MysqlError(CR_CONN_HOST_ERROR,
+                         f"Can't connect to MySQL server on '{host}:{port}' ({_reason(err)})"
+                         ) from None
