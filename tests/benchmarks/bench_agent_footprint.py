@@ -136,8 +136,10 @@ class Variant:
         self.samples: list[int] = []
         self.cpu0 = 0.0
 
-    def first_push(self) -> bool:
-        return bool(self.collector.get(f"/api/v1/hosts/{HOST}").json()["checks"])
+    def all_reported(self) -> bool:
+        """Every check type's first results are at the collector."""
+        checks = self.collector.get(f"/api/v1/hosts/{HOST}").json()["checks"]
+        return {c["check"] for c in checks} >= set(CHECK_TYPES)
 
     def figures(self, cpu_window: float) -> dict[str, object]:
         final = _status(self.agent.pid)
@@ -180,7 +182,8 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
                 variants.append(Variant(workdir / name, name, dns=dns.address,
                                         ntp=ntp.address, mysql_port=mysql.replica.port))
             for v in variants:
-                wait_until(v.first_push, 60, f"the {v.name} agent's first push\n{v.agent.tail()}")
+                wait_until(v.all_reported, 120,
+                           f"every check of the {v.name} agent reported\n{v.agent.tail()}")
             time.sleep(args.warmup)
             for v in variants:
                 assert v.agent.alive(), v.agent.tail()
