@@ -64,8 +64,10 @@ def create_db_engine(settings: Settings) -> Engine:
         # Let SQLAlchemy, not the driver, decide where transactions begin.
         dbapi_conn.isolation_level = None
         cur = dbapi_conn.cursor()
-        cur.execute("PRAGMA journal_mode=WAL")
+        # The wait first: switching a new file to WAL takes a lock that another connection
+        # (a migration in another process, say) may hold for longer than the driver's 5 s.
         cur.execute(f"PRAGMA busy_timeout={busy_ms}")
+        cur.execute("PRAGMA journal_mode=WAL")
         cur.execute("PRAGMA foreign_keys=ON")
         cur.execute(f"PRAGMA synchronous={synchronous}")
         cur.execute(f"PRAGMA cache_size=-{cache_kib}")
