@@ -169,6 +169,13 @@ class Condition(StrEnum):
 _ORDER = {c: i for i, c in enumerate(Condition)}
 
 
+class Question(StrEnum):
+    """Which resolution a problem is about: the name's addresses, or an address's name."""
+
+    FORWARD = "forward"
+    REVERSE = "reverse"
+
+
 class Failure(StrEnum):
     """Why a query got no DNS answer at all."""
 
@@ -255,10 +262,12 @@ class Problem:
     condition: Condition
     status: Status
     text: str
+    question: Question
 
     def to_wire(self) -> dict[str, str]:
         """Plain JSON form for ``details.problems``."""
-        return {"condition": str(self.condition), "status": self.status.name, "text": self.text}
+        return {"condition": str(self.condition), "status": self.status.name, "text": self.text,
+                "question": str(self.question)}
 
 
 def _level(level: Level) -> Status:
@@ -266,42 +275,54 @@ def _level(level: Level) -> Status:
 
 
 def _query_problem(outcome: Outcome, what: str, resolver: str, status: Status,
-                   facts: NameFacts) -> Problem | None:
+                   facts: NameFacts, question: Question) -> Problem | None:
     """A problem for a query that got no usable answer; None for NOERROR and NXDOMAIN."""
     if outcome.failure is Failure.NOT_ASKED:
         return Problem(Condition.NOT_ASKED, Status.UNKNOWN,
-                       f"{what} not asked: the run's budget of {facts.budget:g}s was used up")
+                       f"{what} not asked: the run's budget of {facts.budget:g}s was used up",
+                       question)
     if outcome.failure is Failure.TIMEOUT:
         if outcome.skipped:
             text = f"{resolver} did not answer earlier queries; {what} not asked"
         else:
             text = f"{resolver} did not answer {what} within {facts.query_timeout:g}s"
-        return Problem(Condition.TIMEOUT, status, text)
+        return Problem(Condition.TIMEOUT, status, text, question)
     if outcome.failure is Failure.CONNECTION_REFUSED:
         return Problem(Condition.CONNECTION_REFUSED, status,
-                       f"{resolver} port closed (connection refused) for {what}")
+                       f"{resolver} port closed (connection refused) for {what}", question)
     if outcome.failure is Failure.MALFORMED:
         return Problem(Condition.BAD_ANSWER, status,
-                       f"{what}: malformed answer from {resolver}: {outcome.message}")
+                       f"{what}: malformed answer from {resolver}: {outcome.message}", question)
     if outcome.failure is not None:
         return Problem(Condition.BAD_ANSWER, status,
-                       f"{what}: cannot reach {resolver}: {outcome.message}")
+                       f"{what}: cannot reach {resolver}: {outcome.message}", question)
     if outcome.rcode == "SERVFAIL":
-        return Problem(Condition.SERVFAIL, status, f"{what} SERVFAIL at {resolver}")
+        return Problem(Condition.SERVFAIL, status, f"{what} SERVFAIL at {resolver}", question)
     if outcome.rcode == "REFUSED":
-        return Problem(Condition.REFUSED, status, f"{resolver} REFUSED {what}")
+        return Problem(Condition.REFUSED, status, f"{resolver} REFUSED {what}", question)
     if outcome.rcode not in ("NOERROR", "NXDOMAIN"):
-        return Problem(Condition.BAD_ANSWER, status, f"{what}: {outcome.rcode} from {resolver}")
+        return Problem(Condition.BAD_ANSWER, status, f"{what}: {outcome.rcode} from {resolver}",
+                       question)
     return None
+
+
+_NO_CONTACT = (Failure.TIMEOUT, Failure.CONNECTION_REFUSED, Failure.NETWORK)
+
+
+def _resolver_silent(facts: NameFacts) -> bool:
+    """No question of this result got a DNS answer: the resolver, not a zone, is at fault."""
+    return not any(o.answered for o in (*facts.forward, *(o for _, o in facts.ptr)))
 
 
 def judge_forward(facts: NameFacts, config: DnsConfig) -> list[Problem]:
     """Problems of the forward lookups: failures, NXDOMAIN, no address, mismatch."""
     status = _level(config.forward_failure)
     resolver, name = facts.resolver, facts.name
+    forward = Question.FORWARD
     problems = []
     for outcome in facts.forward:
-        problem = _query_problem(outcome, f"{name} {outcome.qtype}", resolver, status, facts)
+        problem = _query_problem(outcome, f"{name} {outcome.qtype}", resolver, status, facts,
+                                 forward)
         if problem is not None:
             problems.append(problem)
     got = forward_addresses(facts.forward)
@@ -309,78 +330,103 @@ def judge_forward(facts: NameFacts, config: DnsConfig) -> list[Problem]:
     # an A record; the name exists, and a client asking for both still gets its address.
     if not got and any(o.answered and o.rcode == "NXDOMAIN" for o in facts.forward):
         problems.append(Problem(Condition.NXDOMAIN, status,
-                                f"{name} does not exist (NXDOMAIN) at {resolver}"))
+                                f"{name} does not exist (NXDOMAIN) at {resolver}", forward))
     if problems:
         return problems
     types = "/".join(o.qtype for o in facts.forward)
     if not got:
         text = f"{name} has no {types} record at {resolver}"
-        return [Problem(Condition.NO_ADDRESS, status, text)]
+        return [Problem(Condition.NO_ADDRESS, status, text, forward)]
     if facts.expected and set(got) != set(facts.expected):
         return [Problem(Condition.MISMATCH, status,
                         f"{name} resolves to {_list(got)}, expected {_list(facts.expected)} "
-                        f"at {resolver}")]
+                        f"at {resolver}", forward)]
     route = facts.route_address
     if route and config.expect_route_address and route not in got:
         family = "AAAA" if ":" in route else "A"
         if any(o.qtype == family for o in facts.forward):
             return [Problem(Condition.MISMATCH, status,
                             f"{name} -> {_list(got)}, not the host's {route} "
-                            f"at {resolver}")]
+                            f"at {resolver}", forward)]
     return []
 
 
 def judge_reverse(facts: NameFacts, config: DnsConfig) -> list[Problem]:
-    """Problems of the PTR lookups: missing, naming another host, not forward-confirmed."""
+    """Problems of the PTR lookups: missing, naming another host, not forward-confirmed.
+
+    A PTR question the resolver never answered, in a result none of whose questions it
+    answered, is the resolver's failure rather than the reverse zone's: a forward problem,
+    at the forward level (the host cannot resolve names at all through it).
+    """
     status = _level(config.reverse_failure)
     resolver, name = facts.resolver, facts.name
+    reverse = Question.REVERSE
+    silent = _resolver_silent(facts)
     forward_ok = bool(facts.forward) and all(
         o.answered and o.rcode in ("NOERROR", "NXDOMAIN") for o in facts.forward
     )
     answered = set(forward_addresses(facts.forward))
     problems = []
     for address, outcome in facts.ptr:
-        problem = _query_problem(outcome, f"PTR of {address}", resolver, status, facts)
+        if silent and outcome.failure in _NO_CONTACT:
+            problem = _query_problem(outcome, f"PTR of {address}", resolver,
+                                     _level(config.forward_failure), facts, Question.FORWARD)
+        else:
+            problem = _query_problem(outcome, f"PTR of {address}", resolver, status, facts,
+                                     reverse)
         if problem is not None:
             problems.append(problem)
             continue
         if outcome.rcode == "NXDOMAIN" or not outcome.values:
             why = "NXDOMAIN" if outcome.rcode == "NXDOMAIN" else "no PTR record"
             problems.append(Problem(Condition.PTR_MISSING, status,
-                                    f"{address} has no PTR ({why}) at {resolver}"))
+                                    f"{address} has no PTR ({why}) at {resolver}", reverse))
             continue
         names = {dnswire.normalise(v) for v in outcome.values}
         if dnswire.normalise(name) not in names:
             problems.append(Problem(Condition.PTR_MISMATCH, status,
                                     f"PTR of {address} is {_list(outcome.values)}, not {name} "
-                                    f"at {resolver}"))
+                                    f"at {resolver}", reverse))
             continue
         family = "AAAA" if ":" in address else "A"
         asked = any(o.qtype == family for o in facts.forward)
         if forward_ok and asked and address not in answered:
             problems.append(Problem(Condition.PTR_UNCONFIRMED, status,
                                     f"PTR of {address} is {name}, which does not resolve back "
-                                    f"to it at {resolver}"))
+                                    f"to it at {resolver}", reverse))
     return problems
 
 
-def _slowest(facts: NameFacts) -> float | None:
-    times = [o.elapsed for o in (*facts.forward, *(o for _, o in facts.ptr))
+def _slowest_answer(facts: NameFacts) -> tuple[float, Question] | None:
+    """The longest answer time and which question it answered (forward on a tie)."""
+    asked = [*((o, Question.FORWARD) for o in facts.forward),
+             *((o, Question.REVERSE) for _, o in facts.ptr)]
+    timed = [(o.elapsed, question) for o, question in asked
              if o.answered and o.elapsed is not None]
-    return max(times) if times else None
+    return max(timed, key=lambda pair: pair[0]) if timed else None
+
+
+def _slowest(facts: NameFacts) -> float | None:
+    slowest = _slowest_answer(facts)
+    return slowest[0] if slowest is not None else None
 
 
 def judge_speed(facts: NameFacts, config: DnsConfig) -> list[Problem]:
-    """WARNING/CRITICAL when the slowest answer is at or above a response-time threshold."""
-    slowest = _slowest(facts)
-    if slowest is None:
+    """WARNING/CRITICAL when the slowest answer is at or above a response-time threshold.
+
+    The problem is about the question whose answer was the slowest: a slow PTR answer is
+    a slow reverse zone, not a name that cannot be resolved.
+    """
+    slowest_answer = _slowest_answer(facts)
+    if slowest_answer is None:
         return []
+    slowest, question = slowest_answer
     for limit, status in ((config.response_time_crit, Status.CRITICAL),
                           (config.response_time_warn, Status.WARNING)):
         if limit is not None and slowest >= limit:
             return [Problem(Condition.SLOW, status,
                             f"{facts.resolver} took {_ms(slowest)} for {facts.name} "
-                            f"(limit {_ms(limit)})")]
+                            f"(limit {_ms(limit)})", question)]
     return []
 
 
@@ -392,9 +438,14 @@ def evaluate_name(facts: NameFacts, config: DnsConfig, *, check: str) -> CheckRe
         *judge_speed(facts, config),
     ]
     status = worst(p.status for p in problems)
-    ranked = _once_per_resolver_failure(
-        sorted(problems, key=lambda p: (-p.status.severity, _ORDER[p.condition]))
-    )
+    # Worst first; between problems of the same status a forward one first, as the more
+    # serious (the support policy ranks forward failures above reverse ones), then by how
+    # telling the condition is. The head decides the result: summary, condition, question.
+    ranked = _once_per_resolver_failure(sorted(
+        problems,
+        key=lambda p: (-p.status.severity, p.question is not Question.FORWARD,
+                       _ORDER[p.condition]),
+    ))
     if ranked:
         head = ranked[0]
         condition = head.condition
@@ -416,6 +467,8 @@ def evaluate_name(facts: NameFacts, config: DnsConfig, *, check: str) -> CheckRe
         "forward": {o.qtype: _outcome_details(o) for o in facts.forward},
         "reverse": {address: _outcome_details(o) for address, o in facts.ptr},
     }
+    if ranked:
+        details["question"] = str(ranked[0].question)
     if facts.expected:
         details["expected_addresses"] = list(facts.expected)
     if facts.route_address:

@@ -94,6 +94,7 @@ def default_row(problem: Problem) -> DefaultRow:
 # ---------------------------------------------------------------------------- classify
 
 _DNS_REVERSE_CONDITIONS = frozenset({"ptr_missing", "ptr_mismatch", "ptr_unconfirmed"})
+_DNS_QUESTIONS = {"forward": Problem.DNS_FORWARD, "reverse": Problem.DNS_REVERSE}
 _MYSQL_LAG_STATES = frozenset({"lagging", "lag_unknown"})
 _NTP_CLOCK_TARGETS = frozenset({"offset", "local"})
 
@@ -116,6 +117,11 @@ def classify(*, check_type: str, target: str, details: Mapping[str, Any]) -> Pro
         # A single server that does not answer is about that server, not the clock.
         return Problem.CLOCK if target in _NTP_CLOCK_TARGETS else None
     if check_type == "dns":
+        # The check says which question decided the result; agents from before it did
+        # are judged by the condition, where a failed PTR question counts as forward.
+        question = details.get("question")
+        if question in _DNS_QUESTIONS:
+            return _DNS_QUESTIONS[question]
         if details.get("condition") in _DNS_REVERSE_CONDITIONS:
             return Problem.DNS_REVERSE
         return Problem.DNS_FORWARD

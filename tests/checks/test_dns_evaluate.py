@@ -264,3 +264,116 @@ def test_reverse_candidates_expected_then_answered_then_route() -> None:
     )
     failed = (fwd(failure=Failure.TIMEOUT),)
     assert reverse_candidates((), failed, None) == ()
+
+
+# ---- forward or reverse: which question each problem, and the result, is about
+
+
+@dataclass(frozen=True)
+class QuestionCase:
+    name: str
+    facts: NameFacts
+    question: str
+    """``details.question``: the question of the problem that decided the status."""
+    problems: list[tuple[str, str, str]]
+    """(condition, status, question) of every entry of ``details.problems``, in order."""
+    config: DnsConfig = field(default_factory=DnsConfig)
+
+
+FORWARD_WARNING = DnsConfig(forward_failure="warning")
+REVERSE_CRITICAL = DnsConfig(reverse_failure="critical")
+DEAD = (fwd(failure=Failure.TIMEOUT), fwd("AAAA", failure=Failure.TIMEOUT, skipped=True))
+
+QUESTION_CASES = [
+    QuestionCase("forward NXDOMAIN", facts((fwd("A", rcode="NXDOMAIN"),), ()), "forward",
+                 [("nxdomain", "CRITICAL", "forward")]),
+    QuestionCase("forward SERVFAIL", facts((fwd(rcode="SERVFAIL"), fwd("AAAA")), ()),
+                 "forward", [("servfail", "CRITICAL", "forward")]),
+    QuestionCase("forward mismatch", facts((fwd("A", "192.0.2.11"), fwd("AAAA")), ()),
+                 "forward", [("mismatch", "CRITICAL", "forward")]),
+    QuestionCase("PTR SERVFAIL", facts(reverse=((ADDR, ptr(rcode="SERVFAIL")),)), "reverse",
+                 [("servfail", "WARNING", "reverse")]),
+    QuestionCase("PTR SERVFAIL at the critical level",
+                 facts(reverse=((ADDR, ptr(rcode="SERVFAIL")),)), "reverse",
+                 [("servfail", "CRITICAL", "reverse")], REVERSE_CRITICAL),
+    QuestionCase("PTR REFUSED", facts(reverse=((ADDR, ptr(rcode="REFUSED")),)), "reverse",
+                 [("refused", "WARNING", "reverse")]),
+    QuestionCase("PTR FORMERR", facts(reverse=((ADDR, ptr(rcode="FORMERR")),)), "reverse",
+                 [("bad_answer", "WARNING", "reverse")]),
+    QuestionCase("malformed answer to the PTR",
+                 facts(reverse=((ADDR, ptr(failure=Failure.MALFORMED)),)), "reverse",
+                 [("bad_answer", "WARNING", "reverse")]),
+    QuestionCase("PTR unanswered by a resolver that answered the name",
+                 facts(reverse=((ADDR, ptr(failure=Failure.TIMEOUT)),
+                                ("192.0.2.11", ptr(failure=Failure.TIMEOUT, skipped=True)))),
+                 "reverse", [("timeout", "WARNING", "reverse")]),
+    QuestionCase("PTR missing", facts(reverse=((ADDR, ptr(rcode="NXDOMAIN")),)), "reverse",
+                 [("ptr_missing", "WARNING", "reverse")]),
+    QuestionCase("PTR names another host", facts(reverse=((ADDR, ptr("other.example.net")),)),
+                 "reverse", [("ptr_mismatch", "WARNING", "reverse")]),
+    QuestionCase("PTR does not resolve back",
+                 facts(expected=(), route="192.0.2.99",
+                       reverse=((ADDR, ptr(NAME)), ("192.0.2.99", ptr(NAME)))),
+                 "reverse", [("ptr_unconfirmed", "WARNING", "reverse")],
+                 DnsConfig(expect_route_address=False)),
+    # A resolver that answers nothing: the host cannot resolve names through it.
+    QuestionCase("dead resolver, PTR not sent", facts(DEAD, ((ADDR, ptr(
+        failure=Failure.TIMEOUT, skipped=True)),)), "forward",
+        [("timeout", "CRITICAL", "forward")]),
+    QuestionCase("closed port for every question",
+                 facts((fwd(failure=Failure.CONNECTION_REFUSED),),
+                       ((ADDR, ptr(failure=Failure.CONNECTION_REFUSED)),)),
+                 "forward", [("connection_refused", "CRITICAL", "forward")]),
+    QuestionCase("dead resolver stays at the forward level when reverse is the higher",
+                 facts(DEAD, ((ADDR, ptr(failure=Failure.TIMEOUT, skipped=True)),)),
+                 "forward", [("timeout", "WARNING", "forward")],
+                 DnsConfig(forward_failure="warning", reverse_failure="critical")),
+    QuestionCase("unreachable for every question",
+                 facts((fwd(failure=Failure.NETWORK),),
+                       ((ADDR, ptr(failure=Failure.NETWORK)),)),
+                 "forward", [("bad_answer", "CRITICAL", "forward"),
+                             ("bad_answer", "CRITICAL", "forward")]),
+    # A tie of status: the forward problem decides, though servfail ranks above mismatch.
+    QuestionCase("forward and reverse at the same level: forward first",
+                 facts((fwd("A", "192.0.2.11"), fwd("AAAA")),
+                       (("192.0.2.11", ptr(rcode="SERVFAIL")),)),
+                 "forward", [("mismatch", "WARNING", "forward"),
+                             ("servfail", "WARNING", "reverse")], FORWARD_WARNING),
+    QuestionCase("a worse reverse problem decides over a forward warning",
+                 facts((fwd("A", "192.0.2.11"), fwd("AAAA")),
+                       (("192.0.2.11", ptr(rcode="SERVFAIL")),)),
+                 "reverse", [("servfail", "CRITICAL", "reverse"),
+                             ("mismatch", "WARNING", "forward")],
+                 DnsConfig(forward_failure="warning", reverse_failure="critical")),
+    QuestionCase("slow forward answer", timed(0.6), "forward",
+                 [("slow", "WARNING", "forward")], WARN_CRIT),
+    QuestionCase("slow PTR answer", facts(reverse=((ADDR, ptr(NAME, elapsed=0.7)),)),
+                 "reverse", [("slow", "WARNING", "reverse")], WARN_CRIT),
+    QuestionCase("slow forward beside a missing PTR: forward first",
+                 facts((fwd("A", ADDR, elapsed=0.6), fwd("AAAA")),
+                       ((ADDR, ptr(rcode="NXDOMAIN")),)),
+                 "forward", [("slow", "WARNING", "forward"),
+                             ("ptr_missing", "WARNING", "reverse")], WARN_CRIT),
+    QuestionCase("PTR not asked for lack of time",
+                 facts(reverse=((ADDR, ptr(failure=Failure.NOT_ASKED)),)), "reverse",
+                 [("not_asked", "UNKNOWN", "reverse")]),
+]
+
+
+@pytest.mark.parametrize("case", QUESTION_CASES, ids=lambda c: c.name)
+def test_question_of_each_problem_and_of_the_result(case: QuestionCase) -> None:
+    result = evaluate_name(case.facts, case.config, check="dns")
+    assert result.details["question"] == case.question, result.details["problems"]
+    assert [(p["condition"], p["status"], p["question"]) for p in result.details["problems"]] == (
+        case.problems
+    )
+    head = result.details["problems"][0]
+    assert (head["condition"], head["status"]) == (result.details["condition"],
+                                                   result.status.name)
+
+
+def test_ok_result_has_no_question() -> None:
+    result = evaluate_name(facts(), DnsConfig(), check="dns")
+    assert result.status is Status.OK
+    assert "question" not in result.details
+    assert result.details["problems"] == []

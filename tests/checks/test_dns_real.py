@@ -87,12 +87,14 @@ def test_mismatched_ptr_is_a_warning_naming_the_other_host(tmp_path: Path) -> No
     assert result.summary == (
         f"PTR of 192.0.2.20 is wrong-host.ci.test, not db1.ci.test at {scenario.resolvers[0]}"
     )
+    assert result.details["question"] == "reverse"
 
 
 def test_missing_ptr_is_a_warning(tmp_path: Path) -> None:
     scenario, [result], _ = scenario_results("missing_ptr", tmp_path)
     assert (result.status, result.details["condition"]) == (Status.WARNING, "ptr_missing")
     assert result.summary == f"192.0.2.30 has no PTR (NXDOMAIN) at {scenario.resolvers[0]}"
+    assert result.details["question"] == "reverse"
 
 
 def test_unknown_name_is_nxdomain_critical(tmp_path: Path) -> None:
@@ -100,12 +102,14 @@ def test_unknown_name_is_nxdomain_critical(tmp_path: Path) -> None:
     assert (result.status, result.details["condition"]) == (Status.CRITICAL, "nxdomain")
     assert result.summary == f"nosuch.ci.test does not exist (NXDOMAIN) at {scenario.resolvers[0]}"
     assert result.details["forward"]["A"]["rcode"] == "NXDOMAIN"
+    assert result.details["question"] == "forward"
 
 
 def test_wrong_address_is_critical(tmp_path: Path) -> None:
     _, [result], _ = scenario_results("address_mismatch", tmp_path)
     assert (result.status, result.details["condition"]) == (Status.CRITICAL, "mismatch")
     assert "resolves to 192.0.2.20, expected 192.0.2.21" in result.summary
+    assert result.details["question"] == "forward"
 
 
 def test_closed_port_ends_at_once(tmp_path: Path) -> None:
@@ -113,6 +117,9 @@ def test_closed_port_ends_at_once(tmp_path: Path) -> None:
     assert (result.status, result.details["condition"]) == (Status.CRITICAL,
                                                            "connection_refused")
     assert result.summary.startswith(f"{scenario.resolvers[0]} port closed (connection refused)")
+    # Not one question failed but the resolver: the host cannot resolve names through it.
+    assert result.details["question"] == "forward"
+    assert [p["question"] for p in result.details["problems"]] == ["forward"]
     assert elapsed < 0.5  # ICMP port unreachable is seen at once on a connected socket
 
 
@@ -120,6 +127,7 @@ def test_silent_resolver_costs_one_query_timeout(tmp_path: Path) -> None:
     scenario, [result], elapsed = scenario_results("silent_resolver", tmp_path)
     assert (result.status, result.details["condition"]) == (Status.CRITICAL, "timeout")
     assert result.summary == f"{scenario.resolvers[0]} did not answer web1.ci.test A within 1s"
+    assert result.details["question"] == "forward"
     # One query timeout (1 s), not one per question, and well inside the run's 5 s.
     assert 0.9 < elapsed < 1.5
 
@@ -233,6 +241,66 @@ def test_name_outside_the_served_zones_is_refused(tmp_path: Path) -> None:
         server.stop()
     assert (result.status, result.details["condition"]) == (Status.CRITICAL, "refused")
     assert result.summary.startswith(f"{server.address} REFUSED web1.other.test A")
+    assert result.details["question"] == "forward"
+
+
+# Reverse questions the resolver fails while it answers the name: reverse problems, at the
+# reverse level (WARNING by default), whatever the kind of failure.
+
+ROOT_TRUST_ANCHOR = (  # the root zone's key-signing key (KSK-2017), as IANA publishes it
+    "trust-anchor=.,20326,8,2,E06D44B80B8F1D39A95C0B0D7C65D08458E880409BBC683457104237C7F8EC8D"
+)
+
+
+def reverse_failure_result(tmp_path: Path, address: str, extra: list[str]) -> CheckResult:
+    server = start_dnsmasq(tmp_path / "dnsmasq", addresses=[("svc.ci.test", address)],
+                           extra=extra)
+    try:
+        table = {"resolvers": [server.address], "record_types": ["A"], "query_timeout": 1,
+                 "names": [{"name": "svc.ci.test", "addresses": [address]}]}
+        [result], _ = run_check(table, tmp_path)
+    finally:
+        server.stop()
+    assert result.details["forward"]["A"]["values"] == [address], server.log()
+    return result
+
+
+def test_reverse_question_refused_is_a_reverse_warning(tmp_path: Path) -> None:
+    # dnsmasq has no upstream: a reverse name outside its local zones gets REFUSED.
+    result = reverse_failure_result(tmp_path, "198.51.100.7", [])
+    assert (result.status, result.details["condition"]) == (Status.WARNING, "refused")
+    assert result.details["reverse"]["198.51.100.7"]["rcode"] == "REFUSED"
+    assert result.details["question"] == "reverse"
+    assert [p["question"] for p in result.details["problems"]] == ["reverse"]
+
+
+def test_reverse_question_servfail_is_a_reverse_warning(tmp_path: Path) -> None:
+    # A validating resolver whose upstream cannot prove the reverse zone unsigned answers
+    # SERVFAIL for it (a broken DNSSEC chain); the forward name is local, not validated.
+    upstream = start_dnsmasq(tmp_path / "upstream", zones=("113.0.203.in-addr.arpa",),
+                             ptr_records=[("203.0.113.9", "svc.ci.test")])
+    try:
+        result = reverse_failure_result(
+            tmp_path, "203.0.113.9",
+            [f"server=127.0.0.1#{upstream.port}", "dnssec", ROOT_TRUST_ANCHOR],
+        )
+    finally:
+        upstream.stop()
+    assert (result.status, result.details["condition"]) == (Status.WARNING, "servfail")
+    assert result.details["reverse"]["203.0.113.9"]["rcode"] == "SERVFAIL"
+    assert result.summary == "PTR of 203.0.113.9 SERVFAIL at " + result.details["resolver"]
+    assert result.details["question"] == "reverse"
+
+
+def test_reverse_question_unanswered_is_about_the_reverse_zone(tmp_path: Path) -> None:
+    # The reverse zone is forwarded to a closed port: the resolver answers the name at once
+    # but never the PTR. It is not a dead resolver: the problem is the reverse zone's.
+    result = reverse_failure_result(
+        tmp_path, "203.0.113.9", [f"server=/113.0.203.in-addr.arpa/127.0.0.1#{closed_port()}"],
+    )
+    assert (result.status, result.details["condition"]) == (Status.WARNING, "timeout")
+    assert result.details["reverse"]["203.0.113.9"]["error"] == "timeout"
+    assert result.details["question"] == "reverse"
 
 
 def test_resolver_on_ipv6_loopback(tmp_path: Path) -> None:

@@ -9,6 +9,7 @@ import pytest
 
 from checks.config import ConfigError
 from checks.disk import DiskConfig, Filesystem, FilesystemFacts, Usage, evaluate_filesystem
+from checks.dns import DnsConfig, Failure, NameFacts, Outcome, evaluate_name
 from checks.result import Status
 from collector.tickets.policy import (
     DEFAULT_TABLE,
@@ -162,6 +163,87 @@ def test_disk_results_from_the_disk_check(free_blocks, free_inodes, priority):
     result = _disk(free_blocks, free_inodes)
     decision = decide("disk", result.status, result.target, dict(result.details))
     assert decision is not None and decision.priority is priority
+
+
+DNS_TARGET = "web1.example.net@192.0.2.53"
+
+
+@pytest.mark.parametrize(("status", "details", "priority", "problem"), [
+    pytest.param(WARN, {"condition": "servfail", "question": "reverse"}, P4,
+                 Problem.DNS_REVERSE, id="reverse question SERVFAIL, WARNING: P4"),
+    pytest.param(CRIT, {"condition": "servfail", "question": "reverse"}, P3,
+                 Problem.DNS_REVERSE, id="reverse question SERVFAIL, CRITICAL: P3"),
+    pytest.param(WARN, {"condition": "refused", "question": "reverse"}, P4,
+                 Problem.DNS_REVERSE, id="reverse question REFUSED, WARNING: P4"),
+    pytest.param(WARN, {"condition": "bad_answer", "question": "reverse"}, P4,
+                 Problem.DNS_REVERSE, id="malformed answer to a PTR question, WARNING: P4"),
+    pytest.param(WARN, {"condition": "timeout", "question": "reverse"}, P4,
+                 Problem.DNS_REVERSE, id="PTR question unanswered, forward fine, WARNING: P4"),
+    pytest.param(WARN, {"condition": "servfail", "question": "forward"}, P3,
+                 Problem.DNS_FORWARD, id="forward question SERVFAIL, WARNING: P3"),
+    pytest.param(CRIT, {"condition": "servfail", "question": "forward"}, P2,
+                 Problem.DNS_FORWARD, id="forward question SERVFAIL, CRITICAL: P2"),
+    pytest.param(CRIT, {"condition": "connection_refused", "question": "forward"}, P2,
+                 Problem.DNS_FORWARD, id="resolver not answering at all, CRITICAL: P2"),
+    pytest.param(WARN, {"condition": "servfail"}, P3, Problem.DNS_FORWARD,
+                 id="no question (an older agent): SERVFAIL counted as forward, P3"),
+    pytest.param(WARN, {"condition": "ptr_missing"}, P4, Problem.DNS_REVERSE,
+                 id="no question (an older agent): a PTR condition is reverse, P4"),
+    pytest.param(WARN, {"condition": "ptr_missing", "question": "sideways"}, P4,
+                 Problem.DNS_REVERSE, id="a question of no known kind: judged by condition"),
+])
+def test_dns_question_decides_forward_or_reverse(status, details, priority, problem):
+    decision = decide("dns", status, DNS_TARGET, details)
+    assert decision is not None
+    assert (decision.priority, decision.problem) == (priority, problem)
+
+
+def _dns(forward_rcode: str, ptr_rcode: str, **config: Any) -> Any:
+    name, address = "web1.example.net", "192.0.2.10"
+    values = (address,) if forward_rcode == "NOERROR" else ()
+    facts = NameFacts(
+        "192.0.2.53", name, (address,), True,
+        (Outcome(name, "A", forward_rcode, values, elapsed=0.002),),
+        ((address, Outcome("10.2.0.192.in-addr.arpa", "PTR", ptr_rcode,
+                           (name,) if ptr_rcode == "NOERROR" else (), elapsed=0.002)),),
+    )
+    return evaluate_name(facts, DnsConfig(record_types=("A",), **config), check="dns")
+
+
+@pytest.mark.parametrize(("forward_rcode", "ptr_rcode", "config", "priority"), [
+    pytest.param("NOERROR", "SERVFAIL", {}, P4,
+                 id="the dns check's reverse SERVFAIL (WARNING by default): P4"),
+    pytest.param("NOERROR", "SERVFAIL", {"reverse_failure": "critical"}, P3,
+                 id="the dns check's reverse SERVFAIL set to CRITICAL: P3"),
+    pytest.param("NOERROR", "REFUSED", {}, P4, id="the dns check's reverse REFUSED: P4"),
+    pytest.param("SERVFAIL", "NOERROR", {}, P2,
+                 id="the dns check's forward SERVFAIL (CRITICAL by default): P2"),
+    pytest.param("SERVFAIL", "NOERROR", {"forward_failure": "warning"}, P3,
+                 id="the dns check's forward SERVFAIL set to WARNING: P3"),
+    pytest.param("SERVFAIL", "SERVFAIL", {"forward_failure": "warning"}, P3,
+                 id="forward and reverse SERVFAIL, both WARNING: forward decides, P3"),
+])
+def test_dns_results_from_the_dns_check(forward_rcode, ptr_rcode, config, priority):
+    result = _dns(forward_rcode, ptr_rcode, **config)
+    decision = decide("dns", result.status, result.target, dict(result.details))
+    assert decision is not None and decision.priority is priority, result.details
+
+
+def test_dns_dead_resolver_from_the_dns_check_is_forward():
+    name = "web1.example.net"
+    refused = Failure.CONNECTION_REFUSED
+    facts = NameFacts("192.0.2.53", name, ("192.0.2.10",), True,
+                      (Outcome(name, "A", failure=refused),),
+                      (("192.0.2.10", Outcome("10.2.0.192.in-addr.arpa", "PTR",
+                                              failure=refused)),))
+    # Forward only a warning here, reverse critical: the dead resolver is still forward.
+    config = DnsConfig(record_types=("A",), forward_failure="warning",
+                       reverse_failure="critical")
+    result = evaluate_name(facts, config, check="dns")
+    decision = decide("dns", result.status, result.target, dict(result.details))
+    assert decision is not None
+    assert (result.status, decision.priority, decision.problem) == (
+        WARN, P3, Problem.DNS_FORWARD)
 
 
 # Blank cells, results no row covers, UNKNOWN, OK.
