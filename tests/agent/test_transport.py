@@ -229,27 +229,37 @@ def test_tls_refuses_a_certificate_for_another_name(tls_server: tuple[Server, Pa
     assert server.received == []
 
 
-def test_an_http_collector_costs_no_tls_and_no_idna_memory(server: Server) -> None:
-    """ssl with libssl and libcrypto is 3.9 MB resident, http.client's email package 1 MB,
-    the idna codec 0.3 MB: an agent posting to an http:// collector loads none of them."""
+_HEAVY = ("ssl", "_ssl", "http.client", "email", "encodings.idna", "unicodedata")
+
+
+def _post_in_a_fresh_agent(url: str, ca_file: Path | None = None) -> tuple[str, str]:
+    """POST once with the agent's client in a new interpreter: the answer's status and the
+    heavy modules that process then held."""
     code = (
-        "import sys, agent.cli, agent.sender, agent.transport\n"
+        "import sys, agent.cli, agent.sender\n"
         "from agent.config import CollectorSettings\n"
         "from checks.config import Seconds\n"
-        "url = sys.argv[1]\n"
-        "client = agent.sender.make_client(CollectorSettings(url=url, timeout=Seconds(5)))\n"
+        "url, ca = sys.argv[1], sys.argv[2] or None\n"
+        "client = agent.sender.make_client(CollectorSettings(url=url, timeout=Seconds(5),"
+        " ca_file=ca))\n"
         "print(client.post(url + '/api/v1/results', content=b'{}').status_code)\n"
-        "print(sorted(m for m in ('ssl', '_ssl', 'http.client', 'email', 'encodings.idna',"
-        " 'unicodedata') if m in sys.modules))\n"
+        f"print(sorted(m for m in {_HEAVY!r} if m in sys.modules))\n"
     )
-    url = f"http://127.0.0.1:{server.server_address[1]}"
     root = Path(__file__).resolve().parents[2]
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("PYTHON")},
            "PYTHONPATH": str(root)}
-    done = subprocess.run([sys.executable, "-c", code, url], capture_output=True, text=True,
-                          timeout=60, cwd=root, env=env)
+    done = subprocess.run([sys.executable, "-c", code, url, str(ca_file or "")],
+                          capture_output=True, text=True, timeout=60, cwd=root, env=env)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.split("\n")[:2] == ["202", "[]"]
+    status, modules = done.stdout.split("\n")[:2]
+    return status, modules
+
+
+def test_an_http_collector_costs_no_tls_and_no_idna_memory(server: Server) -> None:
+    """ssl with libssl and libcrypto is 3.9 MB resident, http.client's email package 1 MB,
+    the idna codec 0.3 MB: an agent posting to an http:// collector loads none of them."""
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    assert _post_in_a_fresh_agent(url) == ("202", "[]")
     assert len(server.received) == 1
 
 
@@ -259,25 +269,8 @@ def test_an_https_collector_by_name_loads_ssl_but_not_the_idna_codec(
 ) -> None:
     """The server name goes to the TLS handshake (SNI, certificate check) as ASCII bytes."""
     server, cert = tls_server
-    code = (
-        "import sys, agent.sender\n"
-        "from agent.config import CollectorSettings\n"
-        "from checks.config import Seconds\n"
-        "url, ca = sys.argv[1:]\n"
-        "client = agent.sender.make_client(CollectorSettings(url=url, timeout=Seconds(5),"
-        " ca_file=ca))\n"
-        "print(client.post(url + '/api/v1/results', content=b'{}').status_code)\n"
-        "print(sorted(m for m in ('ssl', 'http.client', 'email', 'encodings.idna',"
-        " 'unicodedata') if m in sys.modules))\n"
-    )
     url = f"https://localhost:{server.server_address[1]}"
-    root = Path(__file__).resolve().parents[2]
-    env = {**{k: v for k, v in os.environ.items() if not k.startswith("PYTHON")},
-           "PYTHONPATH": str(root)}
-    done = subprocess.run([sys.executable, "-c", code, url, str(cert)], capture_output=True,
-                          text=True, timeout=60, cwd=root, env=env)
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.split("\n")[:2] == ["202", "['ssl']"]
+    assert _post_in_a_fresh_agent(url, cert) == ("202", "['_ssl', 'ssl']")
     assert len(server.received) == 1
 
 
