@@ -342,10 +342,6 @@ class SocketTransport:
         return _Connection(sock)
 
 
-StdlibTransport = SocketTransport
-"""The former name, from when the transport was ``http.client``."""
-
-
 class _Connection:
     """A connected socket and the buffered reader of its answers."""
 

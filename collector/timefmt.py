@@ -9,6 +9,13 @@ Clock = Callable[[], float]
 """Seconds since the epoch; ``time.time`` in production, a settable fake in tests."""
 
 
+def as_utc(at: datetime) -> datetime:
+    """The same instant in UTC; a naive datetime is refused (it names no instant)."""
+    if at.tzinfo is None or at.utcoffset() is None:
+        raise ValueError(f"an aware datetime is required, got a naive one: {at!r}")
+    return at.astimezone(UTC)
+
+
 def iso(ts: float) -> str:
     """``2026-11-23T09:24:06.929Z`` from epoch seconds."""
     text = datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds")

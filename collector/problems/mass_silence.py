@@ -16,8 +16,7 @@ from typing import Any
 
 from collector.problems.config import MassSilenceRules
 from collector.problems.keys import ProblemKey
-from collector.problems.states import as_utc
-from collector.timefmt import human_duration
+from collector.timefmt import as_utc, human_duration
 
 MASS_SILENCE_VERSION = 1
 

@@ -17,6 +17,7 @@ from checks.result import Status, worst
 from collector.problems.config import ProblemRules
 from collector.problems.flapping import flapping_after, percent_state_change
 from collector.problems.keys import ProblemKey
+from collector.timefmt import as_utc
 
 STATE_VERSION = 1
 
@@ -281,12 +282,6 @@ def _describe(kind: EventKind, old: ProblemState, new: ProblemState, hard_after:
     failed = "result" if old.attempt == 1 else "results"
     return f"OK again after {old.attempt} non-OK {failed}{since}"
 
-
-def as_utc(at: datetime) -> datetime:
-    """``at`` in UTC; a naive datetime is refused (ValueError)."""
-    if at.tzinfo is None or at.utcoffset() is None:
-        raise ValueError(f"an aware datetime is required, got naive {at.isoformat()}")
-    return at.astimezone(UTC)
 
 
 def _iso(at: datetime) -> str:

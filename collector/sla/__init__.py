@@ -11,7 +11,6 @@ from collector.sla.calendar import (
     DEFAULT_CALENDAR,
     BusinessCalendar,
     UnknownCalendarError,
-    as_utc,
     calendar_from_table,
     calendar_named,
     calendars_from_table,
@@ -36,6 +35,7 @@ from collector.sla.clock import (
     restart_clock,
     sla_policy_from_table,
 )
+from collector.timefmt import as_utc
 
 __all__ = [
     "DEFAULT_CALENDAR", "PRIORITIES", "SAME_TIME_NEXT_BUSINESS_DAY", "BusinessCalendar",

@@ -10,7 +10,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import date, datetime, timedelta
 
-from collector.sla.calendar import BusinessCalendar, as_utc
+from collector.sla.calendar import BusinessCalendar
+from collector.timefmt import as_utc
 
 
 def is_business_time(*, instant: datetime, calendar: BusinessCalendar) -> bool:

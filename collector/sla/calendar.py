@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import holidays
 
 from checks.config import ConfigError
+from collector.timefmt import as_utc
 
 DEFAULT_CALENDAR = "default"
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -107,12 +108,6 @@ _SEARCH_DAYS = 3 * 366
 def _public_holidays(country: str, subdivision: str | None, year: int) -> frozenset[date]:
     return frozenset(holidays.country_holidays(country, subdiv=subdivision, years=year))
 
-
-def as_utc(instant: datetime) -> datetime:
-    """The same instant in UTC; a naive datetime is refused (it names no instant)."""
-    if instant.tzinfo is None or instant.utcoffset() is None:
-        raise ValueError(f"a naive datetime has no place on an SLA clock: {instant!r}")
-    return instant.astimezone(UTC)
 
 
 def calendar_from_table(name: str, table: Mapping[str, Any]) -> BusinessCalendar:

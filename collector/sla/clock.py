@@ -21,7 +21,8 @@ from collector.sla.business import (
     add_business_seconds,
     business_seconds_between,
 )
-from collector.sla.calendar import BusinessCalendar, as_utc
+from collector.sla.calendar import BusinessCalendar
+from collector.timefmt import as_utc
 
 PRIORITIES = ("P1", "P2", "P3", "P4")
 SAME_TIME_NEXT_BUSINESS_DAY = "same-time-next-business-day"

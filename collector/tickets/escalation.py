@@ -8,15 +8,15 @@ Manager. Nothing here sends anything: the functions say what is due and not yet 
 
 from __future__ import annotations
 
-import re
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from checks.config import ConfigError
+from checks.config import ConfigError, parse_duration
 from collector.tickets.priority import Priority, PriorityError
+from collector.timefmt import as_utc
 
 
 class Role(StrEnum):
@@ -137,24 +137,16 @@ def _column(table: Any, key: str) -> tuple[EscalationStep, ...]:
     return tuple(sorted(steps, key=lambda s: s.after))
 
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)?\s*$")
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
-
-
 def parse_after(value: Any, key: str) -> timedelta:
-    """A time since opening: seconds as a number, or ``"90s"``, ``"15m"``, ``"4h"``, ``"2d"``."""
-    if isinstance(value, bool) or not isinstance(value, int | float | str):
-        raise ConfigError(key, f"not a duration: {value!r} (use e.g. 0, \"1h\", \"90m\")")
-    if isinstance(value, str):
-        match = _DURATION.match(value)
-        if not match:
-            raise ConfigError(key, f"not a duration: {value!r} (use e.g. 0, \"1h\", \"90m\")")
-        seconds = float(match.group(1)) * _UNITS[match.group(2)]
-    else:
-        seconds = float(value)
-    if seconds < 0:
-        raise ConfigError(key, "must not be negative")
-    return timedelta(seconds=seconds)
+    """A time since opening: seconds as a number, or ``"90s"``, ``"15m"``, ``"4h"``, ``"2d"``
+    (``checks.config.parse_duration``, the syntax of every other duration)."""
+    try:
+        return timedelta(seconds=parse_duration(value, key))
+    except ConfigError:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            raise  # a negative number: parse_duration says so
+        raise ConfigError(key, f"not a duration: {value!r} (use e.g. 0, \"1h\", \"90m\")"
+                          ) from None
 
 
 # ---------------------------------------------------------------------------- escalations
@@ -189,7 +181,7 @@ def due_escalations(
     after a priority change the current priority's column applies, counted from the
     opening, and only roles not yet told are due.
     """
-    _require_aware(opened_at=opened_at, now=now)
+    opened_at, now = as_utc(opened_at), as_utc(now)
     told = {str(role) for role, _ in sent}
     due = []
     for step in matrix.steps(priority):
@@ -245,21 +237,14 @@ def due_breach_notices(
     A deadline is missed when it passed unmet (``now`` after ``due_at``), or was met late
     (``met_at`` after ``due_at``); met exactly at ``due_at`` is in time.
     """
-    _require_aware(now=now)
+    now = as_utc(now)
     notices: list[BreachNotice] = []
     for deadline in deadlines:
-        _require_aware(due_at=deadline.due_at)
-        missed = (deadline.met_at > deadline.due_at if deadline.met_at is not None
-                  else now > deadline.due_at)
+        due_at = as_utc(deadline.due_at)  # in UTC, so one instant gives one notice key
+        missed = (deadline.met_at > due_at if deadline.met_at is not None else now > due_at)
         if not missed:
             continue
-        notice = BreachNotice(deadline.kind, deadline.due_at, matrix.breach_role)
+        notice = BreachNotice(deadline.kind, due_at, matrix.breach_role)
         if notice.key not in sent and notice not in notices:
             notices.append(notice)
     return tuple(sorted(notices, key=lambda n: n.due_at))
-
-
-def _require_aware(**moments: datetime) -> None:
-    for name, moment in moments.items():
-        if moment.tzinfo is None or moment.utcoffset() is None:
-            raise ValueError(f"{name} must be an aware datetime (UTC), got {moment!r}")

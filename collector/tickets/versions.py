@@ -25,6 +25,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from checks.config import ConfigError
+from collector.timefmt import as_utc
 
 _VERSION = re.compile(r"^\s*v?(\d+)(?:\.(\d+))?(?:\.(\d+))?\s*$")
 
@@ -141,8 +142,7 @@ class VersionVerdict:
 
 def version_supported(*, version: str, window: VersionWindow, now: datetime) -> VersionVerdict:
     """Judge the agent version ``version`` against the releases out by ``now``."""
-    if now.tzinfo is None or now.utcoffset() is None:
-        raise ValueError(f"now must be an aware datetime (UTC), got {now!r}")
+    now = as_utc(now)
     out = [r for r in window.releases if r.released_at <= now]
     if not out:
         return VersionVerdict(True, "no release is listed yet: every version is supported")

@@ -38,6 +38,7 @@ from pathlib import Path
 from checks.intrusion import IntrusionConfig, record_baseline
 from checks.registry import CheckContext
 from checks.result import Status
+from tests.support.ports import free_port
 
 KINDS = ("quiet", "brute_force", "success_after_failures", "new_listener")
 ATTACKER = "203.0.113.5"
@@ -59,14 +60,6 @@ def debian_line(at: float, message: str, pid: int = 4242) -> str:
     """A line as Debian 12's rsyslog writes /var/log/auth.log (RFC3339, microseconds)."""
     stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(at))
     return f"{stamp}.{int(at % 1 * 1e6):06d}+00:00 web1 sshd[{pid}]: {message}\n"
-
-
-def free_port() -> int:
-    """A loopback TCP port nothing listens on right now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def _toml(name: str, log: Path, port: int) -> str:

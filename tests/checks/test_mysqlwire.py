@@ -44,6 +44,7 @@ from tests.services.mariadb import (
     MariadbUnavailable,
     start_primary,
 )
+from tests.support.ports import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -104,12 +105,6 @@ def test_wrong_password_is_1045_and_leaks_nothing(server: MariadbServer) -> None
     assert str(caught.value).startswith("1045: Access denied for user 'watchkeeper'@")
     assert "not-the-password" not in str(caught.value)
     assert open_fds() == before
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def test_refused_port_is_2003_and_leaks_nothing() -> None:

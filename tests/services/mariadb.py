@@ -13,7 +13,6 @@ A missing binary is an error (``MariadbUnavailable``) naming the Debian package
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -21,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from pymysql.converters import escape_string
+
+from tests.support.ports import free_port
 
 REPL_USER = "repl"
 REPL_PASSWORD = "replpw"
@@ -30,12 +31,6 @@ MONITOR_PASSWORD = "monitor-secret"
 
 class MariadbUnavailable(RuntimeError):
     """mariadbd is not installed, or a server would not start."""
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _binary(name: str) -> str:
@@ -133,7 +128,7 @@ def _start_server(workdir: Path, name: str, server_id: int) -> MariadbServer:
         failures.append("\n".join(errors[:20]) or text[-1500:])
     else:
         raise MariadbUnavailable("mariadb-install-db failed twice:\n" + "\n--\n".join(failures))
-    server = MariadbServer(name, server_id, datadir, _free_port(), workdir / f"{name}.sock")
+    server = MariadbServer(name, server_id, datadir, free_port(), workdir / f"{name}.sock")
     server.process = subprocess.Popen(
         [mariadbd, "--no-defaults", f"--datadir={datadir}", "--user=root",
          f"--tmpdir={tmpdir}",

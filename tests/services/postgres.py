@@ -14,13 +14,14 @@ from __future__ import annotations
 import glob
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from tests.support.ports import free_port
 
 
 class PostgresUnavailable(RuntimeError):
@@ -47,12 +48,6 @@ def find_bindir() -> Path:
     raise PostgresUnavailable(
         "PostgreSQL server binaries (initdb, pg_ctl) not found; install the 'postgresql' package"
     )
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass
@@ -131,7 +126,7 @@ def start_postgres() -> PostgresServer:
     if as_postgres:
         shutil.chown(workdir, "postgres", "postgres")
         shutil.chown(workdir / "run", "postgres", "postgres")
-    port = _free_port()
+    port = free_port()
     server = PostgresServer(bindir, workdir, port, as_postgres)
     try:
         _run(
