@@ -6,6 +6,8 @@ the epoch (UTC): the same type and comparisons on both databases, and cheap to w
 
 from __future__ import annotations
 
+import sqlite3
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from functools import lru_cache
@@ -67,7 +69,7 @@ def create_db_engine(settings: Settings) -> Engine:
         # The wait first: switching a new file to WAL takes a lock that another connection
         # (a migration in another process, say) may hold for longer than the driver's 5 s.
         cur.execute(f"PRAGMA busy_timeout={busy_ms}")
-        cur.execute("PRAGMA journal_mode=WAL")
+        _enable_wal(cur, db.sqlite_busy_timeout)
         cur.execute("PRAGMA foreign_keys=ON")
         cur.execute(f"PRAGMA synchronous={synchronous}")
         cur.execute(f"PRAGMA cache_size=-{cache_kib}")
@@ -81,6 +83,27 @@ def create_db_engine(settings: Settings) -> Engine:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
     return engine
+
+
+def _enable_wal(cur: Any, patience: float) -> None:
+    """Switch the file to WAL (a lasting property of the file), waiting out other openers.
+
+    SQLite answers a journal-mode change that races another connection with "database is
+    locked" at once, without calling the busy handler, so the wait is done here: several
+    collector processes (or a migration beside a running collector) may open a new store
+    at the same moment.
+    """
+    deadline = time.monotonic() + patience
+    delay = 0.005
+    while True:
+        try:
+            cur.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() >= deadline:
+                raise
+        time.sleep(delay)
+        delay = min(delay * 2, 0.1)
 
 
 def is_postgres(bind: Engine | Connection) -> bool:

@@ -55,3 +55,31 @@ def test_migrate_is_idempotent_and_safe_to_run_concurrently(db_url):
     finally:
         for engine in engines:
             engine.dispose()
+
+
+def test_collectors_opening_a_new_sqlite_store_at_once_all_get_wal(tmp_path):
+    # SQLite refuses a racing journal-mode switch at once ("database is locked") instead
+    # of waiting: collectors starting together on a new store must not fail on it.
+    errors: list[BaseException] = []
+    for n in range(15):
+        url = f"sqlite:///{tmp_path}/store{n}.db"
+        settings = Settings.model_validate({"database": {"url": url}})
+        engines = [create_db_engine(settings) for _ in range(6)]
+        barrier = threading.Barrier(len(engines))
+
+        def open_one(engine) -> None:
+            barrier.wait()
+            try:
+                with engine.connect() as conn:
+                    assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+            except BaseException as exc:  # collected and asserted below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=open_one, args=(e,)) for e in engines]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        for engine in engines:
+            engine.dispose()
+    assert errors == []
