@@ -67,7 +67,7 @@ def test_collectors_opening_a_new_sqlite_store_at_once_all_get_wal(tmp_path):
         engines = [create_db_engine(settings) for _ in range(6)]
         barrier = threading.Barrier(len(engines))
 
-        def open_one(engine) -> None:
+        def open_one(engine, barrier: threading.Barrier) -> None:
             barrier.wait()
             try:
                 with engine.connect() as conn:
@@ -75,7 +75,7 @@ def test_collectors_opening_a_new_sqlite_store_at_once_all_get_wal(tmp_path):
             except BaseException as exc:  # collected and asserted below
                 errors.append(exc)
 
-        threads = [threading.Thread(target=open_one, args=(e,)) for e in engines]
+        threads = [threading.Thread(target=open_one, args=(e, barrier)) for e in engines]
         for t in threads:
             t.start()
         for t in threads:
