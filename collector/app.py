@@ -27,6 +27,7 @@ from collector.ops import views as ops_views
 from collector.ops.metrics import IngestMetrics, StateCollector
 from collector.overview import views as overview_views
 from collector.overview.views import make_templates
+from collector.policy import build_policy
 from collector.runtime import Runtime
 from collector.settings import Settings
 from collector.state import views as state_views
@@ -60,6 +61,7 @@ def create_app(
     registry.register(StateCollector(engine))
     runtime = Runtime(
         settings=settings,
+        policy=build_policy(settings),
         engine=engine,
         sessions=sessions,
         writer=_writer(settings, engine, observer=metrics.observe_group),

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from collector.ingest.auth import TokenAuthenticator
 from collector.ingest.writer import Writer
 from collector.ops.metrics import IngestMetrics
+from collector.policy import Policy
 from collector.settings import Settings
 from collector.timefmt import Clock
 
@@ -22,6 +23,7 @@ class Runtime:
     """One per app; reached from a request as ``request.app.state.runtime``."""
 
     settings: Settings
+    policy: Policy
     engine: Engine
     sessions: sessionmaker[Session]
     writer: Writer

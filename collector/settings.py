@@ -115,11 +115,81 @@ class SilenceSettings(_Section):
     default_interval: Seconds = Field(default=60.0, gt=0)
 
 
+class TicketSettings(_Section):
+    # How often the ticket engine folds new results into problems and tickets, and runs
+    # the SLA and escalation clocks.
+    engine_every: Seconds = Field(default=5.0, gt=0)
+    # A recovered ticket nobody worked on is resolved after the check stayed OK this long.
+    recovery_hold: Seconds = 900.0
+    # A problem that comes back within this time after its ticket was resolved reopens it.
+    reopen_window: Seconds = 86400.0
+
+
+Role = Literal["tsm", "crm", "cto", "customer"]
+
+
+class CustomerSettings(_Section):
+    # The business calendar (a name under [calendars]); "default" when not given.
+    calendar: str | None = None
+    # The customer's contacts: told the request number of every ticket opened for them.
+    contacts: list[str] = []
+    # Recipients per role for this customer, instead of [notifications.recipients].
+    recipients: dict[Role, list[str]] = {}
+
+
+class SmtpSettings(_Section):
+    host: str
+    port: int = Field(default=587, ge=1, le=65535)
+    # starttls: plain connection upgraded with STARTTLS (refused if the server lacks it);
+    # tls: TLS from the first byte (port 465); none: plain text, for a local relay only.
+    security: Literal["starttls", "tls", "none"] = "starttls"
+    username: str | None = None
+    password: str | None = None
+    password_file: Path | None = None
+    ca_file: Path | None = None
+    sender: str = "watchkeeper@localhost"
+    timeout: Seconds = 30.0
+
+
+class WebhookSettings(_Section):
+    url: str
+    token: str | None = None
+    token_file: Path | None = None
+    ca_file: Path | None = None
+    timeout: Seconds = 10.0
+
+
+class NotificationSettings(_Section):
+    smtp: SmtpSettings | None = None
+    webhook: WebhookSettings | None = None
+    # Who is told, per role, when the customer has no recipients of its own for it.
+    recipients: dict[Role, list[str]] = {}
+    send_every: Seconds = Field(default=2.0, gt=0)
+    max_attempts: int = Field(default=20, ge=1)
+    retry_first: Seconds = 30.0
+    retry_max: Seconds = 3600.0
+    # A sender that claimed a notice and died: another may send it after this long.
+    lease: Seconds = Field(default=120.0, gt=0)
+    # The collector's address as people reach it, for links in notices.
+    public_url: str = "http://127.0.0.1:8080"
+
+
 class Settings(_Section):
     server: ServerSettings = ServerSettings()
     database: DatabaseSettings = DatabaseSettings()
     ingest: IngestSettings = IngestSettings()
     silence: SilenceSettings = SilenceSettings()
+    tickets: TicketSettings = TicketSettings()
+    customers: dict[str, CustomerSettings] = {}
+    notifications: NotificationSettings = NotificationSettings()
+    # The support policy's tables, parsed by their own modules (collector.policy):
+    # a wrong key is named by the ConfigError that build_policy raises.
+    problems: dict[str, Any] = {}
+    priority: dict[str, Any] = {}
+    sla: dict[str, Any] = {}
+    calendars: dict[str, Any] = {}
+    escalation: dict[str, Any] = {}
+    agent_versions: dict[str, Any] = {}
 
     @property
     def database_url(self) -> str:
@@ -152,7 +222,7 @@ def load_settings(
     env_keys = _apply_environment(data, os.environ if environ is None else environ)
     _resolve_url_file(data, env_keys, file)
     try:
-        return Settings.model_validate(data)
+        settings = Settings.model_validate(data)
     except ValidationError as exc:
         err = exc.errors()[0]
         key = ".".join(str(p) for p in err["loc"])
@@ -161,6 +231,13 @@ def load_settings(
         if source:
             raise ConfigError(key, f"{message} (from environment {source})") from None
         raise ConfigError(key, message, file) from None
+    from collector.policy import build_policy  # the policy modules import this one
+
+    try:
+        build_policy(settings)
+    except ConfigError as exc:
+        raise exc.in_file(file) if file else exc from None
+    return settings
 
 
 def _apply_environment(data: dict[str, Any], environ: Mapping[str, str]) -> dict[str, str]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import Boolean, Double, ForeignKey, Integer, String
+from sqlalchemy import JSON, Boolean, Double, ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from collector.db import Base
@@ -37,6 +37,8 @@ class Host(Base):
     agent_started_at: Mapped[float | None] = mapped_column(Double)
     expected_interval: Mapped[float | None] = mapped_column(Double)
     critical: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Free-form labels the priority rules match on (``[[priority.rules]] host_tags``).
+    tags: Mapped[list[str]] = mapped_column(JSON, default=list, server_default="[]")
 
 
 class HostSummary(BaseModel):

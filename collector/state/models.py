@@ -8,6 +8,7 @@ from pydantic import BaseModel
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     Double,
     ForeignKey,
     Index,
@@ -17,6 +18,7 @@ from sqlalchemy import (
     Text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.sql import false
 
 from collector.db import Base
 
@@ -26,6 +28,8 @@ BigId = BigInteger().with_variant(Integer(), "sqlite")  # INTEGER PRIMARY KEY is
 # check name (the ingest path refuses them), so nothing else can overwrite the row.
 SILENCE_CHECK = "collector"
 SILENCE_TARGET = "silence"
+# The statuses a state remembers for flap detection (the problem rules' window is 21).
+HISTORY_LENGTH = 32
 
 
 class CheckState(Base):
@@ -44,6 +48,14 @@ class CheckState(Base):
     last_result_at: Mapped[float] = mapped_column(Double)
     last_change_at: Mapped[float] = mapped_column(Double)
     previous_status: Mapped[int | None] = mapped_column(SmallInteger)
+    # For the problem rules (collector.problems): how many results were folded into this
+    # row, their last statuses (one digit each, oldest first, at most HISTORY_LENGTH), and
+    # whether the ticket engine has work here (a non-OK status in the history, or one
+    # that left it since the engine last looked).
+    results_count: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    history: Mapped[str] = mapped_column(String(32), default="", server_default="")
+    dirty: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false(),
+                                        index=True)
 
 
 class StatusChange(Base):

@@ -6,7 +6,7 @@ from collections.abc import Iterable, Sequence
 from operator import itemgetter
 from typing import Any, Final, cast
 
-from sqlalchemy import Connection, Engine, Table, and_, select, update
+from sqlalchemy import Connection, Engine, Table, and_, case, func, select, true, update
 from sqlalchemy.orm import Session
 
 from checks.result import Status
@@ -14,6 +14,7 @@ from collector.db import BulkStatement, in_list, upsert_insert, write_transactio
 from collector.hosts.models import Customer, Host
 from collector.settings import SilenceSettings
 from collector.state.models import (
+    HISTORY_LENGTH,
     SILENCE_CHECK,
     SILENCE_TARGET,
     CheckState,
@@ -45,8 +46,14 @@ _PRODUCED: Final = 10
 _BY_HOST_THEN_AGE = itemgetter(_HOST, _PRODUCED, _SEQ)
 
 
+_Known = tuple[int, float, float, int | None, int, str, bool]
+"""A state as apply_results tracks it: status, last_result_at, last_change_at,
+previous_status, results_count, history, dirty."""
+_DIGITS = ("0", "1", "2", "3")
+
 _STATE_COLUMNS = ("host_id", "check", "target", "type", "status", "summary", "metrics", "details",
-                  "last_result_at", "last_change_at", "previous_status")
+                  "last_result_at", "last_change_at", "previous_status", "results_count",
+                  "history", "dirty")
 _CHANGE_COLUMNS = ("host_id", "check", "target", "from_status", "to_status", "at", "summary")
 
 
@@ -78,12 +85,12 @@ def apply_results(
         return 0
     rows = conn.exec_driver_sql(
         f"SELECT host_id, {_quoted_check(conn)}, target, status, last_result_at,"
-        f" last_change_at, previous_status FROM check_states"
+        f" last_change_at, previous_status, results_count, history, dirty FROM check_states"
         f" WHERE host_id IN ({in_list(conn, len(host_ids))})",
         tuple(host_ids),
     ).fetchall()
-    current: dict[tuple[int, str, str], tuple[int, float, float, int | None]] = {
-        (r[0], r[1], r[2]): (r[3], r[4], r[5], r[6]) for r in rows
+    current: dict[tuple[int, str, str], _Known] = {
+        (r[0], r[1], r[2]): (r[3], r[4], r[5], r[6], r[7], r[8], bool(r[9])) for r in rows
     }
     changes: list[tuple[Any, ...]] = []
     upserts: dict[tuple[int, str, str], tuple[Any, ...]] = {}
@@ -94,17 +101,21 @@ def apply_results(
         known = current.get(key)
         if known is not None and produced_at < known[1]:
             continue
+        count, history, dirty = (0, "", False) if known is None else known[4:]
+        history = (history + _DIGITS[status])[-HISTORY_LENGTH:]
+        # The engine's work: any non-OK status it has not yet seen go (it clears the flag).
+        dirty = dirty or history.strip("0") != ""
         if known is None or known[0] != status:
             from_status = None if known is None else known[0]
             changes.append((host_id, check, target, from_status, status, produced_at,
                             res[_SUMMARY]))
-            known = (status, produced_at, produced_at, from_status)
+            known = (status, produced_at, produced_at, from_status, count + 1, history, dirty)
         else:
-            known = (status, produced_at, known[2], known[3])
+            known = (status, produced_at, known[2], known[3], count + 1, history, dirty)
         current[key] = known
         upserts[key] = (
             host_id, check, target, res[_TYPE], status, res[_SUMMARY], res[_METRICS],
-            res[_DETAILS], produced_at, known[2], known[3],
+            res[_DETAILS], produced_at, known[2], known[3], count + 1, history, dirty,
         )
     STATE_UPSERT.execute(conn, list(upserts.values()))
     for host_id in host_ids:
@@ -127,13 +138,23 @@ def _silence_key(host_id: int) -> Any:
     )
 
 
+def _folded(status: Status) -> dict[str, Any]:
+    """The problem-rule columns of an UPDATE that folds one more ``status`` into a row."""
+    history = STATES.c.history
+    kept = case((func.length(history) >= HISTORY_LENGTH, func.substr(history, 2)),
+                else_=history)
+    return {"results_count": STATES.c.results_count + 1,
+            "history": kept + _DIGITS[status], "dirty": true()}
+
+
 def _end_silence(conn: Connection, host_id: int, now: float) -> list[tuple[Any, ...]]:
     summary = "pushing again"
     ended = conn.execute(
         update(STATES)
         .where(_silence_key(host_id), STATES.c.status != int(Status.OK))
         .values(status=int(Status.OK), previous_status=STATES.c.status, summary=summary,
-                last_result_at=now, last_change_at=now, details={})
+                last_result_at=now, last_change_at=now, details={},
+                **_folded(Status.OK))
         .returning(STATES.c.previous_status)
     ).first()
     if ended is None:
@@ -220,7 +241,8 @@ def _start_silence(conn: Connection, row: Any, settings: SilenceSettings, now: f
     inserted = conn.execute(
         upsert_insert(conn, STATES)
         .values(host_id=host_id, check=SILENCE_CHECK, target=SILENCE_TARGET,
-                previous_status=None, **values)
+                previous_status=None, results_count=1, history=_DIGITS[Status.CRITICAL],
+                dirty=True, **values)
         .on_conflict_do_nothing(index_elements=[STATES.c.host_id, STATES.c.check,
                                                 STATES.c.target])
         .returning(STATES.c.host_id)
@@ -230,7 +252,7 @@ def _start_silence(conn: Connection, row: Any, settings: SilenceSettings, now: f
         updated = conn.execute(
             update(STATES)
             .where(_silence_key(host_id), STATES.c.status != int(Status.CRITICAL))
-            .values(previous_status=STATES.c.status, **values)
+            .values(previous_status=STATES.c.status, **values, **_folded(Status.CRITICAL))
             .returning(STATES.c.previous_status)
         ).first()
         if updated is None:
