@@ -13,9 +13,15 @@ from sqlalchemy.exc import SQLAlchemyError
 from checks.config import ConfigError
 from collector.db import create_db_engine, migrate, session_factory
 from collector.errors import AlreadyEnrolled
+from collector.maintenance import cli as maintenance_cli
+from collector.people import cli as people_cli
+from collector.scheduling import Handler
 from collector.settings import Settings, load_settings
 
 EXIT_CONFIG = 2
+# Domains with commands of their own: each has add_commands(subparsers), which adds its
+# subcommands (each with a --config option) and sets ``handler`` (a Handler) on them.
+COMMAND_MODULES = (people_cli, maintenance_cli)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -45,6 +51,8 @@ def _parser() -> argparse.ArgumentParser:
 
     hosts = sub.add_parser("hosts", help="list enrolled hosts")
     hosts.add_argument("--config", help="TOML config file")
+    for module in COMMAND_MODULES:
+        module.add_commands(sub)
     return parser
 
 
@@ -69,7 +77,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _enroll(settings, args.customer, args.fqdn, args.critical, args.rotate)
         if args.command == "migrate":
             return _migrate(settings)
-        return _hosts(settings)
+        if args.command == "hosts":
+            return _hosts(settings)
+        handler: Handler = args.handler
+        return handler(args, settings)
     except SQLAlchemyError as exc:
         print(f"watchkeeper-collector: database error: {exc}", file=sys.stderr)
         return 1

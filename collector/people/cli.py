@@ -1,0 +1,10 @@
+"""``watchkeeper-collector`` commands for users and API tokens."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def add_commands(sub: Any) -> None:
+    """Add this domain's subcommands to the collector's command line."""
+    del sub  # the commands are added as they are built
