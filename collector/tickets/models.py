@@ -62,6 +62,9 @@ class Ticket(Base):
     last_update_at: Mapped[float | None] = mapped_column(Double)
     next_update_due: Mapped[float | None] = mapped_column(Double)
     stalled_since: Mapped[float | None] = mapped_column(Double)
+    # While stalled, the update clock's time left (clock seconds for a clock-time
+    # commitment, business seconds for business time); it goes on from there on leaving.
+    update_left: Mapped[float | None] = mapped_column(Double)
     # Work and recovery.
     worked: Mapped[bool] = mapped_column(Boolean, default=False)  # a person acted on it
     assignee: Mapped[str | None] = mapped_column(String(128))

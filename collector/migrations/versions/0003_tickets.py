@@ -113,6 +113,7 @@ def upgrade() -> None:
         sa.Column("last_update_at", sa.Double(), nullable=True),
         sa.Column("next_update_due", sa.Double(), nullable=True),
         sa.Column("stalled_since", sa.Double(), nullable=True),
+        sa.Column("update_left", sa.Double(), nullable=True),
         sa.Column("worked", sa.Boolean(), nullable=False),
         sa.Column("assignee", sa.String(length=128), nullable=True),
         sa.Column("recovered_at", sa.Double(), nullable=True),
