@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -17,6 +18,7 @@ from collector.maintenance import cli as maintenance_cli
 from collector.people import cli as people_cli
 from collector.scheduling import Handler
 from collector.settings import Settings, load_settings
+from collector.timefmt import CLOCK_OFFSET_ENV, OffsetClock
 
 EXIT_CONFIG = 2
 # Domains with commands of their own: each has add_commands(subparsers), which adds its
@@ -148,7 +150,9 @@ def _serve(settings: Settings, *, access_log: bool, tls: tuple[str, str] | None)
         migrate(engine)
     finally:
         engine.dispose()
-    app = create_app(settings)
+    offset_file = os.environ.get(CLOCK_OFFSET_ENV)
+    app = create_app(settings, clock=OffsetClock(offset_file)) if offset_file else \
+        create_app(settings)
     _tune_garbage_collector()
     uvicorn.run(app, host=settings.server.host, port=settings.server.port,
                 access_log=access_log, log_level="info",

@@ -40,3 +40,36 @@ def human_duration(seconds: float) -> str:
         return f"{hours}h{minutes:02d}m" if minutes else f"{hours}h"
     days, hours = divmod(hours, 24)
     return f"{days}d{hours}h" if hours else f"{days}d"
+
+
+CLOCK_OFFSET_ENV = "WATCHKEEPER_CLOCK_OFFSET_FILE"
+
+
+class OffsetClock:
+    """The system clock plus the seconds written in a file (re-read when it changes).
+
+    For drills and end-to-end tests of the SLA and escalation clocks with real processes:
+    ``WATCHKEEPER_CLOCK_OFFSET_FILE=path watchkeeper-collector serve`` runs the collector
+    that many seconds ahead. Not meant for production; a missing or unreadable file
+    counts as no offset.
+    """
+
+    def __init__(self, path: str) -> None:
+        self._path = path
+        self._stamp: tuple[int, int] | None = None
+        self._offset = 0.0
+
+    def __call__(self) -> float:
+        import os
+        import time
+
+        try:
+            st = os.stat(self._path)
+            stamp = (st.st_mtime_ns, st.st_size)
+            if stamp != self._stamp:
+                with open(self._path) as fh:
+                    self._offset = float(fh.read().strip() or 0)
+                self._stamp = stamp
+        except (OSError, ValueError):
+            self._offset, self._stamp = 0.0, None
+        return time.time() + self._offset
