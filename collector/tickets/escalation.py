@@ -31,7 +31,17 @@ class Role(StrEnum):
         """The role's name as people write it."""
         return _TITLES[self]
 
+    @property
+    def key(self) -> str:
+        """The short name recipients are configured under: ``tsm``, ``crm``, ``cto``."""
+        return _KEYS[self]
 
+
+_KEYS = {
+    Role.TECHNICAL_SUPPORT_MANAGER: "tsm",
+    Role.CUSTOMER_RELATIONS_MANAGER: "crm",
+    Role.CTO: "cto",
+}
 _TITLES = {
     Role.TECHNICAL_SUPPORT_MANAGER: "Technical Support Manager",
     Role.CUSTOMER_RELATIONS_MANAGER: "Customer Relations Manager",
