@@ -22,7 +22,7 @@ from sqlalchemy import Connection, and_, delete, insert, or_, select
 from collector.errors import CollectorError, NotFound
 from collector.hosts.models import Customer, Host
 from collector.maintenance.models import DAILY, ONCE, RECURRENCES, WEEKLY, MaintenanceWindow
-from collector.tickets.models import TicketEvent
+from collector.tickets.service import record_event
 
 PERIODS = {DAILY: timedelta(days=1), WEEKLY: timedelta(days=7)}
 # The longest an occurrence can last (a week, plus an hour given back by a DST change):
@@ -328,7 +328,6 @@ def _audit_data(window: Window, window_id: int) -> dict[str, Any]:
 
 def _audit(conn: Connection, *, customer_id: int, at: float, kind: str, actor: str,
            text: str, data: dict[str, Any]) -> None:
-    """One row of the audit log about no ticket."""
-    conn.execute(insert(TicketEvent).values(
-        ticket_id=None, customer_id=customer_id, problem_key=None, at=at, kind=kind,
-        actor=actor, public=False, text=text, data=data))
+    """One entry of the audit log, about no ticket."""
+    record_event(conn, ticket_id=None, customer_id=customer_id, problem_key=None, at=at,
+                 kind=kind, actor=actor, text=text, data=data)
