@@ -81,6 +81,13 @@ def test_database_url_from_a_secret_file(tmp_path):
     ("[database]\nsqlite_synchronous = \"SOMETIMES\"\n", "database.sqlite_synchronous"),
     ("[database]\nurl_file = \"/nonexistent/secret\"\n", "database.url_file"),
     ("[server]\ntls_cert_file = \"cert.pem\"\n", "server"),  # the key is missing
+    # the policy's tables, parsed by their own modules
+    ("[[priority.rules]]\npriority = \"P1\"\nstatus = \"bad\"\n", "priority.rules[0].status"),
+    ("[sla.first_response]\nP3 = \"soon\"\n", "sla.first_response.P3"),
+    ("[escalation]\nP5 = []\n", "escalation.P5"),
+    ("[customers.acme]\ncalendar = \"mars\"\n", "customers.acme.calendar"),
+    ("[notifications.smtp]\nport = 25\n", "notifications.smtp.host"),
+    ("[tickets]\nrecovery_hold = \"soon\"\n", "tickets.recovery_hold"),
 ])
 def test_errors_name_the_file_and_the_key(tmp_path, text, key):
     path = write(tmp_path, text)
@@ -102,3 +109,19 @@ def test_unreadable_or_invalid_toml(tmp_path):
         load_settings(tmp_path / "missing.toml", environ={})
     with pytest.raises(ConfigError, match="not valid TOML"):
         load_settings(write(tmp_path, "[server\n"), environ={})
+
+
+def test_every_setting_is_described_in_the_collector_reference():
+    from collector.settings import Settings
+
+    text = (Path(__file__).resolve().parents[2] / "docs" / "collector.md").read_text()
+    missing = []
+    for section, field in Settings.model_fields.items():
+        if f"[{section}" not in text:
+            missing.append(section)
+            continue
+        model = field.annotation
+        for name in getattr(model, "model_fields", {}):
+            if not any(form in text for form in (f"`{name}`", f".{name}`", f"`{name}.")):
+                missing.append(f"{section}.{name}")
+    assert missing == []
