@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -58,6 +59,27 @@ def _enroll(host: str, token_file: Path, env: dict[str, str]) -> None:
     token_file.write_text(answer.stdout.strip().splitlines()[-1] + "\n")
 
 
+def _admin_login(login_file: Path, env: dict[str, str]) -> tuple[str, str]:
+    """An admin user for the dashboard and the API, made once; its password kept in var/."""
+    if login_file.exists():
+        name, _, password = login_file.read_text().strip().partition(":")
+        if name and password:
+            return name, password
+    name, password = "admin", secrets.token_urlsafe(12)
+    command = _collector("user", "add", name, "--role", "admin", "--password-stdin")
+    answer = subprocess.run(command, input=password + "\n", capture_output=True, text=True,
+                            cwd=ROOT, env=env)
+    if answer.returncode != 0 and "exists" in answer.stderr:
+        command = _collector("user", "password", name)
+        answer = subprocess.run(command, input=password + "\n", capture_output=True,
+                                text=True, cwd=ROOT, env=env)
+    if answer.returncode != 0:
+        sys.exit(f"creating the admin login failed:\n{answer.stderr}")
+    login_file.touch(mode=0o600)
+    login_file.write_text(f"{name}:{password}\n")
+    return name, password
+
+
 def _agent_config(var: Path, host: str, url: str) -> Path:
     agent_dir = var / "agent"
     config = agent_dir / "agent.toml"
@@ -87,6 +109,7 @@ def main() -> int:
     env = {**os.environ, "WATCHKEEPER_DATABASE_URL": f"sqlite:///{var / 'watchkeeper.db'}"}
     host = socket.getfqdn()
     _enroll(host, var / "agent" / "token", env)
+    login = _admin_login(var / "login", env)
     config = _agent_config(var, host, url)
     collector = subprocess.Popen(_collector("serve", "--port", str(args.port)), cwd=ROOT, env=env)
     deadline = time.monotonic() + 30
@@ -99,7 +122,8 @@ def main() -> int:
     )
     print(
         f"\n  watchkeeper is running\n"
-        f"  dashboard:  {url}/   (read-only overview; no login needed yet)\n"
+        f"  dashboard:  {url}/\n"
+        f"  login:      {login[0]} / {login[1]}   (kept in {var / 'login'})\n"
         f"  this host:  {url}/api/v1/hosts/{host}\n"
         f"  metrics:    {url}/metrics\n"
         f"  agent:      {config}\n"
