@@ -146,7 +146,8 @@ def _add(args: argparse.Namespace, settings: Settings) -> int:
             conn, customer=args.customer, host=args.host, check=args.check,
             starts_at=starts_at, ends_at=ends_at,
             recurrence=EVERY[args.every] if args.every else ONCE, timezone=timezone,
-            until=until, reason=args.reason, created_by=_actor(args.by), now=now))
+            until=until, reason=args.reason, created_by=_actor(args.by), now=now,
+            known_customers=settings.customers.keys()))
     except service.WindowError as exc:
         return _fail(f"{OPTIONS.get(exc.field, exc.field)}: {exc.message}")
     except (_BadArgument, ConfigError) as exc:

@@ -11,7 +11,7 @@ ends_at``: the start is inclusive, the end exclusive.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -158,9 +158,13 @@ def zone_named(name: str) -> ZoneInfo:
 def create_window(
     conn: Connection, *, customer: str, host: str | None, check: str | None,
     starts_at: float, ends_at: float, recurrence: str, timezone: str, until: float | None,
-    reason: str, created_by: str, now: float,
+    reason: str, created_by: str, now: float, known_customers: Collection[str] = (),
 ) -> int:
-    """Store a new window and audit it; WindowError names the input that is wrong."""
+    """Store a new window and audit it; WindowError names the input that is wrong.
+
+    The customer is an enrolled one, or one named in ``known_customers`` (the configured
+    ``[customers.*]``), which is then created.
+    """
     if recurrence not in RECURRENCES:
         raise WindowError("recurrence", f"{recurrence!r} is not one of {', '.join(RECURRENCES)}")
     zone = zone_named(timezone)
@@ -192,9 +196,12 @@ def create_window(
         if until is not None and until <= starts_at:
             raise WindowError("until", "must be after the window's first start")
     customer_id = conn.scalar(select(Customer.id).where(Customer.name == customer))
+    if customer_id is None and customer in known_customers:
+        customer_id = conn.execute(insert(Customer).values(name=customer, created_at=now)
+                                   .returning(Customer.id)).scalar_one()
     if customer_id is None:
-        raise WindowError("customer", f"no customer {customer!r} (a customer is known once "
-                          "one of its hosts is enrolled)")
+        raise WindowError("customer", f"no customer {customer!r} (neither enrolled nor "
+                          "configured)")
     if host is not None:
         owner = conn.scalar(select(Host.customer_id).where(Host.fqdn == host))
         if owner is None:

@@ -248,3 +248,13 @@ def test_deleting_a_window_ends_its_cover_and_the_audit_log_says_who(store):
     assert events[1].data["window_id"] == wid
     with write_transaction(store) as conn, pytest.raises(NotFound):
         delete_window(conn, wid, actor="bob", now=NOW + 120)
+
+
+def test_a_configured_customer_without_hosts_yet_can_have_a_window(store):
+    fields = {"starts_at": ts("2027-02-01T10:00Z"), "ends_at": ts("2027-02-01T12:00Z")}
+    assert refused(store, customer="initech", **fields).field == "customer"
+    wid = add(store, customer="initech", known_customers={"initech"}, **fields)
+    with store.connect() as conn:
+        assert get_window(conn, wid).customer == "initech"
+    assert covering(store, ts("2027-02-01T11:00Z"), host="new.initech.example",
+                    customer="initech").id == wid
