@@ -1,0 +1,182 @@
+"""The ticket engine: check states -> problems -> tickets, one pass at a time.
+
+A pass (``run_once``) does, each step in write transactions that on PostgreSQL first take
+one advisory lock (SQLite's BEGIN IMMEDIATE serializes by itself), so that any number of
+collectors on one store act as one:
+
+1. judge every host's agent version (writes the collector's own check state on a change);
+2. decide mass silence per customer (site problems, held hosts);
+3. fold the new results of every check state marked dirty into its key's problem state
+   and act on the events (open, reopen, add to the ticket, hold, audit);
+4. open the tickets of held problems that nothing holds any more;
+5. resolve recovered tickets nobody worked on once they stayed OK for the hold.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Connection, Engine, select, text, tuple_, update
+
+from checks.result import Status
+from collector.db import is_postgres, write_transaction
+from collector.policy import Policy
+from collector.problems.config import ProblemRules
+from collector.problems.keys import HOST_SILENCE_CHECK, SITE_HOST, ProblemKey
+from collector.problems.records import (
+    STATES,
+    load_record,
+    load_subject,
+    pending_records,
+    save_record,
+    state_columns,
+    state_join,
+    subject_from_row,
+)
+from collector.problems.service import (
+    Context,
+    EngineReport,
+    handle_events,
+    retry_pending,
+)
+from collector.problems.site import load_site_subject, settle_mass_silence
+from collector.problems.states import ProblemEvent, advance
+from collector.problems.versions_job import check_agent_versions
+from collector.settings import Settings
+from collector.tickets import service as tickets
+from collector.tickets.models import Ticket
+
+log = logging.getLogger(__name__)
+
+ENGINE_LOCK_ID = 0x5741_4B45_0002
+"""The advisory lock every collector's engine pass takes on PostgreSQL (any constant that
+differs from the migration lock works; it only has to be the same everywhere)."""
+CHUNK = 200
+"""Dirty check states folded per transaction: ingest waits at most one chunk on SQLite."""
+
+
+@contextmanager
+def engine_transaction(engine: Engine) -> Iterator[Connection]:
+    """A write transaction that holds the engine's lock: one engine at a time, store-wide."""
+    with write_transaction(engine) as conn:
+        if is_postgres(conn):
+            conn.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": ENGINE_LOCK_ID})
+        yield conn
+
+
+def run_once(*, engine: Engine, policy: Policy, settings: Settings, now: float,
+             chunk: int = CHUNK) -> EngineReport:
+    """One engine pass at ``now``; returns what it did."""
+    report = EngineReport()
+    verdicts: dict[Any, Any] = {}
+
+    def context(conn: Connection) -> Context:
+        return Context(conn=conn, policy=policy, settings=settings, now=now, report=report,
+                       verdicts=verdicts)
+
+    with engine_transaction(engine) as conn:
+        report.versions_changed = check_agent_versions(conn, window=policy.versions, now=now)
+        settle_mass_silence(context(conn))
+    after: tuple[Any, ...] | None = None
+    while True:
+        with engine_transaction(engine) as conn:
+            rows = _dirty_rows(conn, after=after, limit=chunk)
+            ctx = context(conn)
+            for row in rows:
+                fold_row(ctx, row)
+        if len(rows) < chunk:
+            break
+        after = (rows[-1].host_id, rows[-1].check, rows[-1].target)
+    with engine_transaction(engine) as conn:
+        ctx = context(conn)
+        for record in pending_records(conn):
+            _retry(ctx, record)
+        _resolve_recovered(ctx)
+    return report
+
+
+def _dirty_rows(conn: Connection, *, after: tuple[Any, ...] | None, limit: int) -> list[Any]:
+    order = (STATES.c.host_id, STATES.c.check, STATES.c.target)
+    query = (select(*state_columns()).select_from(state_join())
+             .where(STATES.c.dirty.is_(True)).order_by(*order).limit(limit))
+    if after is not None:
+        query = query.where(tuple_(*order) > tuple_(*after))
+    return list(conn.execute(query).all())
+
+
+def rules_for(rules: ProblemRules) -> ProblemRules:
+    """The problem rules with the collector's own checks hard at once.
+
+    Host silence and the agent-version verdict are written by the collector once per
+    change, not sampled by an agent every interval: a second result would never come.
+    """
+    if rules.hard_after_by_check.get(HOST_SILENCE_CHECK) == 1:
+        return rules
+    return replace(rules, hard_after_by_check={**rules.hard_after_by_check,
+                                               HOST_SILENCE_CHECK: 1})
+
+
+def fold_row(ctx: Context, row: Any) -> None:
+    """Fold one dirty check state's new results into its problem and act on the events.
+
+    The new results are the last ``results_count - folded`` statuses of the row's history
+    (at most the whole history: results beyond it are lost to flap detection, not to the
+    current status). They all carry the row's ``last_result_at``. The row stays dirty if a
+    result arrived meanwhile (the UPDATE is conditional on the count seen).
+    """
+    subject = subject_from_row(row)
+    record = load_record(ctx.conn, subject.key, check_type=row.type)
+    fresh = row.results_count - record.folded
+    if fresh < 0:  # the check state was recreated: count from its start
+        fresh = row.results_count
+    history = row.history or ""
+    digits = history[len(history) - min(fresh, len(history)):] if fresh > 0 else ""
+    at = datetime.fromtimestamp(row.last_result_at, UTC)
+    rules = rules_for(ctx.policy.problems)
+    events: list[ProblemEvent] = []
+    state = record.state
+    for digit in digits:
+        step = advance(state=state, status=Status(int(digit)), at=at, rules=rules,
+                       check_type=row.type)
+        state = step.state
+        events.extend(step.events)
+    record.state = state
+    record.folded = row.results_count
+    record.check_type = row.type
+    ctx.report.results += len(digits)
+    handle_events(ctx, record, subject, events)
+    save_record(ctx.conn, record, now=ctx.now)
+    ctx.conn.execute(update(STATES).where(
+        STATES.c.host_id == row.host_id, STATES.c.check == row.check,
+        STATES.c.target == row.target, STATES.c.results_count == row.results_count,
+    ).values(dirty=False))
+
+
+def _retry(ctx: Context, record: Any) -> None:
+    key: ProblemKey = record.key
+    if key.host == SITE_HOST:
+        subject = load_site_subject(ctx, key.customer)
+    else:
+        subject = load_subject(ctx.conn, key)
+    if subject is None:  # the host was removed: nothing left to open a ticket for
+        record.pending_since = record.pending_reason = None
+    else:
+        retry_pending(ctx, record, subject)
+    save_record(ctx.conn, record, now=ctx.now)
+
+
+def _resolve_recovered(ctx: Context) -> None:
+    hold = ctx.settings.tickets.recovery_hold
+    rows = ctx.conn.execute(
+        select(Ticket.id).where(Ticket.live_key.is_not(None), Ticket.recovered_at.is_not(None),
+                                Ticket.worked.is_(False), Ticket.recovered_at <= ctx.now - hold)
+        .order_by(Ticket.id)
+    ).all()
+    for (ticket_id,) in rows:
+        if tickets.resolve_recovered(ctx.conn, ticket_id, now=ctx.now, hold=hold):
+            ctx.report.resolved.append(ticket_id)

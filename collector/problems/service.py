@@ -1,0 +1,376 @@
+"""What the ticket engine does with each problem event: open, reopen, add to, hold or audit.
+
+Every decision is written to the audit log (``ticket_events``) with its reason, including
+every ticket that is NOT opened and why (soft state, maintenance, the site's silence,
+flapping, a ticket already open). The functions here work on one connection inside the
+engine's write transaction; ``collector.problems.engine`` drives them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Connection
+
+from checks.result import Status
+from collector.maintenance.service import covering_window
+from collector.policy import Policy
+from collector.problems.keys import HOST_SILENCE_CHECK, HOST_SILENCE_TARGET, ProblemKey
+from collector.problems.mass_silence import HostVerdict, SilenceVerdict
+from collector.problems.states import EventKind, ProblemEvent, ProblemState
+from collector.settings import Settings
+from collector.sla.clock import ClockKind
+from collector.tickets import clocks
+from collector.tickets import service as tickets
+from collector.tickets.models import SYSTEM_ACTOR
+from collector.tickets.policy import Decision, priority_for
+from collector.tickets.priority import Priority
+from collector.timefmt import human_duration, iso
+
+# Why a reported problem has no ticket yet (problem_states.pending_reason starts so).
+HELD_MAINTENANCE = "maintenance"
+HELD_SITE = "site_silence"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Subject:
+    """What the engine knows about a problem's key when it decides: where, what, how bad."""
+
+    key: ProblemKey
+    customer_id: int
+    host_id: int | None
+    check_type: str
+    host_tags: tuple[str, ...] = ()
+    host_critical: bool = False
+    status: int = 0
+    summary: str = ""
+    details: dict[str, Any] = field(default_factory=dict)
+    metrics: list[Any] = field(default_factory=list)
+
+
+@dataclass(slots=True, kw_only=True)
+class Record:
+    """A key's stored problem state (problem_states), changed in place by the decisions."""
+
+    key: ProblemKey
+    check_type: str
+    state: ProblemState
+    folded: int = 0
+    ticket_id: int | None = None
+    pending_since: float | None = None
+    pending_reason: str | None = None
+
+
+@dataclass(slots=True)
+class EngineReport:
+    """What one engine pass did, for the log and the tests."""
+
+    results: int = 0
+    events: int = 0
+    opened: list[int] = field(default_factory=list)
+    reopened: list[int] = field(default_factory=list)
+    resolved: list[int] = field(default_factory=list)
+    not_opened: int = 0
+    notes: int = 0
+    held: int = 0
+    versions_changed: list[str] = field(default_factory=list)
+
+
+@dataclass(slots=True, kw_only=True)
+class Context:
+    """One transaction of the engine: the connection, the rules, the time, the tallies."""
+
+    conn: Connection
+    policy: Policy
+    settings: Settings
+    now: float
+    report: EngineReport
+    # Host-silence keys of customers with silent hosts: this pass's mass-silence verdict.
+    verdicts: dict[ProblemKey, HostVerdict] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Hold:
+    """Something that keeps a reported problem from opening its ticket now."""
+
+    reason: str  # HELD_MAINTENANCE or HELD_SITE
+    code: str  # stored in pending_reason: the reason and what holds it
+    text: str
+    data: dict[str, Any]
+
+
+# ---------------------------------------------------------------------------- events
+
+
+def handle_events(ctx: Context, record: Record, subject: Subject,
+                  events: list[ProblemEvent]) -> None:
+    """Act on the events one key's new results caused, in order."""
+    suppressed: list[ProblemEvent] = []
+    for event in events:
+        ctx.report.events += 1
+        if event.kind is EventKind.STILL_FLAPPING:
+            if event.suppressed is not None:
+                suppressed.append(event)
+            continue
+        _on_event(ctx, record, subject, event)
+    if suppressed:
+        _audit_flapping(ctx, record, subject, suppressed)
+
+
+def _on_event(ctx: Context, record: Record, subject: Subject, event: ProblemEvent) -> None:
+    kind = event.kind
+    if kind is EventKind.SOFT_RECOVERED:
+        return
+    if kind is EventKind.BECAME_HARD or (kind is EventKind.FLAPPING_STARTED and event.opens):
+        open_problem(ctx, record, subject, status=event.status, why=event.reason,
+                     flapping=kind is EventKind.FLAPPING_STARTED, event=event)
+        return
+    if kind is EventKind.RECOVERED and record.pending_since is not None:
+        clear_pending(ctx, record, subject, why=f"recovered before its ticket opened: "
+                      f"{event.reason}")
+    live = tickets.live_ticket(ctx.conn, record.key)
+    if live is None:
+        if kind is EventKind.SOFT_FAILURE and event.attempt == 1:
+            audit(ctx, subject, ticket_id=None, kind="not_opened",
+                  text=f"ticket NOT opened: {event.reason}",
+                  data={"reason": "soft_state", "event": event.to_json()})
+            ctx.report.not_opened += 1
+        return
+    record.ticket_id = live
+    status = int(event.status)
+    if kind is EventKind.SOFT_FAILURE:
+        if tickets.ticket_row(ctx.conn, live)["recovered_at"] is not None:
+            _note(ctx, live, "failing_again", status, f"failing again: {event.reason}",
+                  subject)
+        return
+    if kind is EventKind.FLAPPING_STARTED:
+        _note(ctx, live, "flapping", status, event.reason, subject, flapping=True)
+        _raise(ctx, live, subject, event.status, event.reason)
+    elif kind is EventKind.WORSENED:
+        _note(ctx, live, "worsened", status, event.reason, subject)
+        _raise(ctx, live, subject, event.status, event.reason)
+    elif kind is EventKind.IMPROVED:
+        _note(ctx, live, "improved", status,
+              f"{event.reason} (the priority stays: only a person lowers it)", subject)
+    elif kind is EventKind.STILL_FAILING:
+        if _update_due(ctx, live):
+            _note(ctx, live, "still_failing", status, event.reason, subject)
+    elif kind is EventKind.RECOVERED:
+        hold = human_duration(ctx.settings.tickets.recovery_hold)
+        _note(ctx, live, "recovered", status,
+              f"{event.reason}; resolved by itself after {hold} OK unless an engineer "
+              f"worked on it", subject)
+    elif kind is EventKind.FLAPPING_STOPPED:
+        _note(ctx, live, "flapping_stopped", status, event.reason, subject, flapping=False)
+
+
+def _audit_flapping(ctx: Context, record: Record, subject: Subject,
+                    events: list[ProblemEvent]) -> None:
+    """One audit entry per pass for the changes a flapping key did not report."""
+    live = tickets.live_ticket(ctx.conn, record.key)
+    opened = [e for e in events if e.suppressed is EventKind.BECAME_HARD]
+    last = events[-1]
+    data = {"suppressed": [str(e.suppressed) for e in events], "event": last.to_json()}
+    if opened:
+        text = (f"ticket NOT opened: flapping, covered by "
+                f"{'ticket #' + str(live) if live else 'the flapping problem'}: "
+                f"{opened[-1].reason}")
+        audit(ctx, subject, ticket_id=None, kind="not_opened", text=text,
+              data={"reason": "flapping", "ticket": live, **data})
+        ctx.report.not_opened += 1
+    else:
+        audit(ctx, subject, ticket_id=live, kind="not_reported",
+              text=f"{len(events)} change(s) not reported while flapping: {last.reason}",
+              data=data)
+
+
+# ---------------------------------------------------------------------------- opening
+
+
+def open_problem(
+    ctx: Context, record: Record, subject: Subject, *, status: Status, why: str,
+    flapping: bool, event: ProblemEvent | None = None, late: str | None = None,
+) -> int | None:
+    """The key became a reported problem: open its ticket, unless something holds it.
+
+    In order: a maintenance window or the site's silence holds it (pending, audited);
+    an active ticket of the key gets the failure added; a ticket of the key resolved
+    within ``reopen_window`` is reopened; else a new ticket opens. Returns the ticket.
+    """
+    hold = find_hold(ctx, subject)
+    if hold is not None:
+        _set_pending(ctx, record, subject, hold, event)
+        return None
+    record.pending_since = record.pending_reason = None
+    priority = decide_priority(ctx, subject, status)
+    prefix = f"{late}; " if late else ""
+    live = tickets.live_ticket(ctx.conn, record.key)
+    if live is not None:
+        record.ticket_id = live
+        row = tickets.ticket_row(ctx.conn, live)
+        if row["recovered_at"] is not None or row["status"] == Status.OK:
+            _note(ctx, live, "failing_again", int(status), f"{prefix}failing again: {why}",
+                  subject, flapping=True if flapping else None)
+        else:
+            audit(ctx, subject, ticket_id=None, kind="not_opened",
+                  text=f"not opened: ticket #{live} is already open for this problem ({why})",
+                  data={"reason": "duplicate", "ticket": live})
+            ctx.report.not_opened += 1
+            if flapping:
+                _note(ctx, live, "flapping", int(status), why, subject, flapping=True)
+        _raise(ctx, live, subject, status, why)
+        return live
+    recent = tickets.recent_ticket(
+        ctx.conn, record.key, since=ctx.now - ctx.settings.tickets.reopen_window)
+    if recent is not None:
+        window = human_duration(ctx.settings.tickets.reopen_window)
+        tickets.reopen(ctx.conn, recent, actor=SYSTEM_ACTOR,
+                       reason=f"{prefix}the problem came back within {window} of its "
+                              f"resolution: {why}",
+                       policy=ctx.policy, settings=ctx.settings, now=ctx.now)
+        _note(ctx, recent, "failing_again", int(status), f"{prefix}failing again: {why}",
+              subject, flapping=flapping)
+        _raise(ctx, recent, subject, status, why)
+        record.ticket_id = recent
+        ctx.report.reopened.append(recent)
+        return recent
+    evidence = {"summary": subject.summary, "details": subject.details,
+                "metrics": subject.metrics, "status": int(status), "why": f"{prefix}{why}"}
+    if event is not None:
+        evidence["event"] = event.to_json()
+    ticket_id = tickets.open_ticket(ctx.conn, new=tickets.NewTicket(
+        key=record.key, customer_id=subject.customer_id, host_id=subject.host_id,
+        check_type=subject.check_type, subject=subject_line(subject, status),
+        priority=priority.priority, priority_reason=priority.rule, status=int(status),
+        flapping=flapping, evidence=evidence,
+    ), policy=ctx.policy, settings=ctx.settings, now=ctx.now)
+    record.ticket_id = ticket_id
+    ctx.report.opened.append(ticket_id)
+    return ticket_id
+
+
+def find_hold(ctx: Context, subject: Subject) -> Hold | None:
+    """A maintenance window covering the key now, or the site's silence covering a host's."""
+    key = subject.key
+    window = covering_window(ctx.conn, customer_id=subject.customer_id, host=key.host,
+                             check=key.check, at=ctx.now)
+    if window is not None:
+        return Hold(HELD_MAINTENANCE, f"{HELD_MAINTENANCE}:{window.id}",
+                    f"maintenance window {window.id} until {iso(window.ends_at)}: "
+                    f"{window.reason}",
+                    {"window": window.id, "window_ends_at": window.ends_at,
+                     "window_reason": window.reason})
+    if (key.check, key.target) != (HOST_SILENCE_CHECK, HOST_SILENCE_TARGET):
+        return None
+    verdict = ctx.verdicts.get(key)
+    if verdict is None:
+        return Hold(HELD_SITE, f"{HELD_SITE}:undecided",
+                    "silent since the last mass-silence decision: decided on the next pass",
+                    {"verdict": None})
+    if verdict.verdict is SilenceVerdict.OWN:
+        return None
+    site = str(ProblemKey.site_silence(customer=key.customer))
+    return Hold(HELD_SITE, f"{HELD_SITE}:{verdict.verdict}", verdict.reason,
+                {"verdict": str(verdict.verdict), "site": site,
+                 "held_until": None if verdict.held_until is None
+                 else verdict.held_until.timestamp()})
+
+
+def _set_pending(ctx: Context, record: Record, subject: Subject, hold: Hold,
+                 event: ProblemEvent | None) -> None:
+    if record.pending_reason == hold.code:
+        return
+    if record.pending_since is None:
+        record.pending_since = ctx.now
+    record.pending_reason = hold.code
+    data: dict[str, Any] = {"reason": hold.reason, **hold.data}
+    if event is not None:
+        data["event"] = event.to_json()
+    audit(ctx, subject, ticket_id=None, kind="not_opened",
+          text=f"ticket NOT opened: {hold.text}", data=data)
+    ctx.report.not_opened += 1
+    ctx.report.held += 1
+
+
+def clear_pending(ctx: Context, record: Record, subject: Subject, *, why: str) -> None:
+    """The problem held back went away: no ticket, and the audit log says so."""
+    audit(ctx, subject, ticket_id=None, kind="pending_cleared",
+          text=f"no ticket: {why}",
+          data={"pending_since": record.pending_since, "held_by": record.pending_reason})
+    record.pending_since = record.pending_reason = None
+
+
+def retry_pending(ctx: Context, record: Record, subject: Subject) -> None:
+    """A held problem: open its ticket now if nothing holds it any more (audited)."""
+    state = record.state
+    if not state.reported:
+        clear_pending(ctx, record, subject, why="recovered before its ticket opened")
+        return
+    since, held_by = record.pending_since or ctx.now, record.pending_reason or "?"
+    status = state.flapping_worst if state.flapping else state.status
+    late = (f"opened late: held since {iso(since)} ({held_by.replace(':', ' ')}), "
+            f"nothing holds it any more")
+    opened = open_problem(ctx, record, subject, status=status, flapping=state.flapping,
+                          why=f"{status.name}: {subject.summary}", late=late)
+    if opened is not None:
+        audit(ctx, subject, ticket_id=opened, kind="opened_late", text=late,
+              data={"pending_since": since, "held_by": held_by})
+
+
+# ---------------------------------------------------------------------------- helpers
+
+
+def decide_priority(ctx: Context, subject: Subject, status: Status) -> Decision:
+    """The priority policy's answer for this key at ``status`` (non-OK)."""
+    decision = priority_for(
+        policy=ctx.policy.priority, check_type=subject.check_type, status=status,
+        target=subject.key.target, customer=subject.key.customer,
+        host_tags=subject.host_tags, host_critical=subject.host_critical,
+        details=subject.details)
+    assert decision is not None  # only non-OK statuses open or raise
+    return decision
+
+
+def subject_line(subject: Subject, status: Status) -> str:
+    """The ticket's subject: ``db1.example.net: mysql_replication replica CRITICAL: ...``."""
+    key = subject.key
+    if key.host == "*":
+        return f"{key.customer}: site not reporting: {subject.summary}"
+    if key.is_silence:
+        return f"{key.host}: agent not reporting: {subject.summary}"
+    return f"{key.host}: {key.check} {key.target} {Status(status).name}: {subject.summary}"
+
+
+def audit(ctx: Context, subject: Subject, *, ticket_id: int | None, kind: str, text: str,
+          data: dict[str, Any]) -> None:
+    """One entry of the audit log, by the system, about this key."""
+    tickets.record_event(ctx.conn, ticket_id=ticket_id, customer_id=subject.customer_id,
+                         problem_key=str(subject.key), at=ctx.now, kind=kind,
+                         actor=SYSTEM_ACTOR, text=text, data=data)
+
+
+def _note(ctx: Context, ticket_id: int, kind: str, status: int, text: str, subject: Subject,
+          *, flapping: bool | None = None) -> None:
+    summary = f" ({subject.summary})" if subject.summary and status else ""
+    tickets.note_status(ctx.conn, ticket_id, kind=kind, status=status,
+                        text=f"{text}{summary}", now=ctx.now, flapping=flapping)
+    ctx.report.notes += 1
+
+
+def _raise(ctx: Context, ticket_id: int, subject: Subject, status: Status, why: str) -> None:
+    if Status(status) is Status.OK:
+        return
+    decision = decide_priority(ctx, subject, status)
+    tickets.raise_priority(ctx.conn, ticket_id, priority=decision.priority,
+                           reason=f"{why}; {decision.rule}", policy=ctx.policy, now=ctx.now)
+
+
+def _update_due(ctx: Context, ticket_id: int) -> bool:
+    """Whether a "still failing" note is due: one update period of the ticket's priority
+    since the last one (or since the clock started), counted as the SLA counts it."""
+    row = tickets.ticket_row(ctx.conn, ticket_id)
+    since = row["last_notice_at"] or row["clock_started_at"]
+    due = clocks.due(kind=ClockKind.UPDATE, start=since, priority=str(Priority(row["priority"])),
+                     calendar=ctx.policy.calendar_for(row["customer"]), sla=ctx.policy.sla)
+    return ctx.now >= due
