@@ -258,3 +258,14 @@ def test_a_configured_customer_without_hosts_yet_can_have_a_window(store):
         assert get_window(conn, wid).customer == "initech"
     assert covering(store, ts("2027-02-01T11:00Z"), host="new.initech.example",
                     customer="initech").id == wid
+
+
+def test_a_local_end_skipped_by_dst_is_read_with_the_offset_before_the_change(store):
+    # 02:00-03:30 daily in Kyiv; on 28 March 2027 03:00-04:00 does not exist, so that
+    # night's 03:30 is 04:30 summer time: the occurrence still lasts an hour and a half.
+    add(store, recurrence="daily", timezone="Europe/Kyiv",
+        starts_at=ts("2027-03-26T02:00+02:00"), ends_at=ts("2027-03-26T03:30+02:00"))
+    night = covering(store, ts("2027-03-28T01:29Z"))
+    assert (night.starts_at, night.ends_at) == (ts("2027-03-28T00:00Z"),
+                                                ts("2027-03-28T01:30Z"))
+    assert covering(store, ts("2027-03-28T01:30Z")) is None
