@@ -125,3 +125,8 @@ def save_engine_state(conn: Connection, name: str, data: Any, *, now: float) -> 
     stmt = upsert_insert(conn, ENGINE_STATES).values(name=name, data=data, updated_at=now)
     conn.execute(stmt.on_conflict_do_update(index_elements=[ENGINE_STATES.c.name],
                                             set_={"data": data, "updated_at": now}))
+
+
+def delete_engine_state(conn: Connection, name: str) -> None:
+    """Forget one named state (nothing left to remember)."""
+    conn.execute(ENGINE_STATES.delete().where(ENGINE_STATES.c.name == name))

@@ -29,6 +29,7 @@ from collector.problems.records import (
     CUSTOMERS,
     HOSTS,
     STATES,
+    delete_engine_state,
     engine_states,
     load_record,
     save_engine_state,
@@ -88,7 +89,10 @@ def settle_mass_silence(ctx: Context) -> None:
                                        now=now, rules=ctx.policy.problems.mass_silence)
         for verdict in decision.verdicts:
             ctx.verdicts[ProblemKey.host_silence(customer=name, host=verdict.host)] = verdict
-        if decision.state.to_json() != previous_json:
+        settled = decision.state.site is not None or bool(decision.state.own)
+        if not settled:
+            delete_engine_state(conn, state_name(name))
+        elif decision.state.to_json() != previous_json:
             save_engine_state(conn, state_name(name), decision.state.to_json(), now=ctx.now)
         if decision.events:
             _site_events(ctx, name, entry, decision)
