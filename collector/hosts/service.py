@@ -81,27 +81,35 @@ def host_for_token(*, session: Session, token_hash: str) -> HostIdentity | None:
     return None if row is None else HostIdentity(row[0], row[1])
 
 
-def list_hosts(*, session: Session) -> list[HostSummary]:
-    """Every host with its worst current status and counts by status, by customer and name."""
-    hosts = session.execute(
-        select(Host, Customer.name).join(Customer, Customer.id == Host.customer_id)
-        .order_by(Customer.name, Host.fqdn)
-    ).all()
+def list_hosts(*, session: Session, customer_id: int | None = None) -> list[HostSummary]:
+    """Every host (of ``customer_id``, if given) with its worst current status and counts by
+    status, by customer and name."""
+    query = (select(Host, Customer.name).join(Customer, Customer.id == Host.customer_id)
+             .order_by(Customer.name, Host.fqdn))
+    state_query = select(CheckState.host_id, CheckState.check, CheckState.target,
+                         CheckState.status)
+    if customer_id is not None:
+        query = query.where(Host.customer_id == customer_id)
+        state_query = state_query.join(Host, Host.id == CheckState.host_id).where(
+            Host.customer_id == customer_id)
+    hosts = session.execute(query).all()
     statuses: dict[int, list[tuple[str, str, int]]] = {}
-    for host_id, check, target, status in session.execute(
-        select(CheckState.host_id, CheckState.check, CheckState.target, CheckState.status)
-    ):
+    for host_id, check, target, status in session.execute(state_query):
         statuses.setdefault(host_id, []).append((check, target, status))
     return [_summary(host, customer, statuses.get(host.id, [])) for host, customer in hosts]
 
 
-def host_detail(*, session: Session, fqdn: str) -> HostDetail:
-    """One host: its summary, every check's current state, and its recent status changes."""
+def host_detail(*, session: Session, fqdn: str, customer_id: int | None = None) -> HostDetail:
+    """One host: its summary, every check's current state, and its recent status changes.
+
+    With ``customer_id``, a host of another customer is NotFound, as an unknown one is
+    (a viewer learns nothing about other customers' host names).
+    """
     row = session.execute(
         select(Host, Customer.name).join(Customer, Customer.id == Host.customer_id)
         .where(Host.fqdn == fqdn)
     ).one_or_none()
-    if row is None:
+    if row is None or (customer_id is not None and row[0].customer_id != customer_id):
         raise NotFound(f"no host {fqdn!r}")
     host, customer = row
     states = session.scalars(

@@ -34,7 +34,7 @@ from collector.runtime import get_runtime
 
 __all__ = [
     "ADMIN", "NOC", "ROLES", "TSE", "VIEWER", "AuthRoute", "LoginRequired", "Principal",
-    "current_principal", "require_role",
+    "PrincipalDep", "current_principal", "require_role",
 ]
 
 REALM = "watchkeeper"

@@ -110,11 +110,12 @@ def _user_add(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _argument(detail: str) -> str:
-    """Errors of the service name a field (``customer: ...``); the CLI names the option."""
+def _argument(detail: str, user: str = "--user") -> str:
+    """Errors of the service name a field (``customer: ...``); the CLI names the option
+    (``user``: how this command names the user)."""
     field, sep, rest = detail.partition(": ")
     options = {"customer": "--customer", "password": "--password-stdin", "role": "--role",
-               "expires": "--expires", "user": "--user", "name": "NAME", "token": "ID"}
+               "expires": "--expires", "user": user, "name": "NAME", "token": "ID"}
     return f"{options[field]}: {rest}" if sep and field in options else detail
 
 
@@ -141,7 +142,7 @@ def _set_disabled(name: str, settings: Settings, *, disabled: bool) -> int:
     try:
         _in_store(settings, lambda conn: service.set_disabled(conn, name, disabled=disabled))
     except CollectorError as exc:
-        return _fail(_argument(exc.detail))
+        return _fail(_argument(exc.detail, user="NAME"))
     print(f"user {name} {'disabled' if disabled else 'enabled'}", file=sys.stderr)
     return 0
 
@@ -152,7 +153,7 @@ def _user_password(args: argparse.Namespace, settings: Settings) -> int:
         service.hash_password(password)
         _in_store(settings, lambda conn: service.set_password(conn, args.name, password))
     except CollectorError as exc:
-        return _fail(_argument(exc.detail))
+        return _fail(_argument(exc.detail, user="NAME"))
     print(f"password of {args.name} set", file=sys.stderr)
     return 0
 

@@ -61,6 +61,11 @@ class Principal:
         """True when this user may read things of ``customer_id``."""
         return self.role != VIEWER or self.customer_id == customer_id
 
+    @property
+    def scope(self) -> int | None:
+        """The one customer this user may see (a viewer), or None for every customer."""
+        return self.customer_id if self.role == VIEWER else None
+
 
 @dataclass(frozen=True, slots=True)
 class UserRow:

@@ -265,9 +265,10 @@ def _start_silence(conn: Connection, row: Any, settings: SilenceSettings, now: f
     return True
 
 
-def list_problems(*, session: Session) -> list[Problem]:
-    """Every non-OK current state, host silence included: worst first, then oldest change."""
-    rows = list(session.execute(
+def list_problems(*, session: Session, customer_id: int | None = None) -> list[Problem]:
+    """Every non-OK current state (of ``customer_id``, if given), host silence included:
+    worst first, then oldest change."""
+    query = (
         select(
             Customer.name, Host.fqdn, Host.critical, CheckState.check, CheckState.target,
             CheckState.status, CheckState.summary, CheckState.last_change_at,
@@ -276,7 +277,10 @@ def list_problems(*, session: Session) -> list[Problem]:
         .join(Host, Host.id == CheckState.host_id)
         .join(Customer, Customer.id == Host.customer_id)
         .where(CheckState.status != int(Status.OK))
-    ).all())
+    )
+    if customer_id is not None:
+        query = query.where(Host.customer_id == customer_id)
+    rows = list(session.execute(query).all())
     rows.sort(key=lambda r: (-Status(r[5]).severity, r[7], r[1], r[3], r[4]))
     return [
         Problem(

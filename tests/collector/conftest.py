@@ -21,8 +21,9 @@ from anyio.from_thread import BlockingPortal, start_blocking_portal
 from fastapi import FastAPI
 
 from collector.app import create_app
-from collector.db import create_db_engine, migrate, session_factory
+from collector.db import create_db_engine, migrate, session_factory, write_transaction
 from collector.hosts.service import enroll
+from collector.people import service as people
 from collector.settings import Settings
 
 try:
@@ -111,6 +112,41 @@ def enroll_host() -> Callable[..., str]:
     return _enroll
 
 
+def add_user(
+    settings: Settings, name: str, role: str, *, customer: str | None = None,
+    password: str | None = None, expires_at: float | None = None,
+) -> str:
+    """Add a user to the store and return a new API token of it."""
+    engine = create_db_engine(settings)
+    try:
+        with write_transaction(engine) as conn:
+            people.create_user(conn, name=name, role=role, customer=customer,
+                               password=password, now=time.time())
+            return people.create_token(conn, user=name, expires_at=expires_at,
+                                       now=time.time())[1]
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture
+def make_user() -> Callable[..., str]:
+    """make_user(settings, name, role, customer=None, password=None) -> an API token."""
+    return add_user
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def _include_tickets_api(app: FastAPI) -> None:
+    """Serve the tickets API when the app does not include it yet."""
+    from collector.tickets import views as ticket_views
+
+    paths = {getattr(route, "path", None) for route in app.router.routes}
+    if "/api/v1/tickets" not in paths:
+        app.include_router(ticket_views.router)
+
+
 class AppClient:
     """A blocking client for an ASGI app whose lifespan runs in a portal thread's event loop.
 
@@ -118,11 +154,14 @@ class AppClient:
     idea on httpx.ASGITransport.)
     """
 
-    def __init__(self, app: FastAPI, portal: BlockingPortal) -> None:
+    def __init__(
+        self, app: FastAPI, portal: BlockingPortal, headers: dict[str, str] | None = None
+    ) -> None:
         self.app = app
         self.portal = portal
         self._client = httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://collector.test"
+            transport=httpx.ASGITransport(app=app), base_url="http://collector.test",
+            headers=headers,
         )
 
     def request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
@@ -151,14 +190,23 @@ class AppClient:
 
 @pytest.fixture
 def start_collector() -> Iterator[Callable[..., AppClient]]:
-    """start_collector(settings, clock=...) -> a client of an app with its lifespan running."""
+    """start_collector(settings, clock=..., role="admin") -> a client of an app with its
+    lifespan running, sending a new user's API token with every request (role None: no
+    credentials; a request's own Authorization header, a host token say, takes precedence)."""
     with ExitStack() as stack:
 
-        def _start(settings: Settings, clock: Callable[[], float] = time.time) -> AppClient:
+        def _start(
+            settings: Settings, clock: Callable[[], float] = time.time, *,
+            role: str | None = "admin",
+        ) -> AppClient:
+            headers = None
+            if role is not None:
+                headers = bearer(add_user(settings, f"test-{role}-{uuid.uuid4().hex[:8]}", role))
             app = create_app(settings, clock=clock, run_scheduled=False)
             portal = stack.enter_context(start_blocking_portal())
             stack.enter_context(portal.wrap_async_context_manager(app.router.lifespan_context(app)))
-            client = AppClient(app, portal)
+            _include_tickets_api(app)
+            client = AppClient(app, portal, headers)
             stack.callback(client.close)
             return client
 

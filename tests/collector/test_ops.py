@@ -61,7 +61,7 @@ def test_healthz(settings, start_collector, pg_server):
     assert client.get("/healthz").json() == {"status": "ok", "database": "ok"}
     gone = settings.model_copy(update={"database": settings.database.model_copy(
         update={"url": pg_server.url("no_such_database")})})
-    answer = start_collector(gone).get("/healthz")
+    answer = start_collector(gone, role=None).get("/healthz")
     assert answer.status_code == 503
     assert answer.json()["status"] == "unavailable"
 

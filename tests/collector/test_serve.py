@@ -33,6 +33,11 @@ def served(tmp_path, pg_url):
         done = _cli("enroll", "--customer", "acme", "--host", host, env=env, cwd=tmp_path)
         assert done.returncode == 0, done.stderr
         tokens[host] = done.stdout.strip()
+    done = _cli("user", "add", "noc", "--role", "noc", env=env, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    done = _cli("token", "create", "--user", "noc", env=env, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    tokens["noc"] = done.stdout.strip()
     log = open(tmp_path / "serve.log", "w")  # noqa: SIM115 - closed below
     proc = subprocess.Popen([sys.executable, "-m", "collector.cli", "serve"], cwd=tmp_path,
                             env=env, stdout=log, stderr=subprocess.STDOUT)
@@ -61,7 +66,8 @@ def test_served_collector_stores_pushes_and_survives_an_oversized_one(
     served, make_batch, result
 ):
     base, tokens = served
-    with httpx.Client(base_url=base, timeout=10) as client:
+    with httpx.Client(base_url=base, timeout=10,
+                      headers={"Authorization": f"Bearer {tokens['noc']}"}) as client:
         huge = b'{"results": "' + b"x" * (20 * 1024 * 1024) + b'"}'
         try:
             answer = client.post("/api/v1/results", content=huge,
