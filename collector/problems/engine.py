@@ -21,7 +21,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, select, text, tuple_, update
+from sqlalchemy import Connection, Engine, select, text, update
 
 from checks.result import Status
 from collector.db import is_postgres, write_transaction
@@ -29,6 +29,7 @@ from collector.policy import Policy
 from collector.problems.config import ProblemRules
 from collector.problems.keys import HOST_SILENCE_CHECK, SITE_HOST, ProblemKey
 from collector.problems.records import (
+    HOSTS,
     STATES,
     load_record,
     load_subject,
@@ -56,8 +57,8 @@ log = logging.getLogger(__name__)
 ENGINE_LOCK_ID = 0x5741_4B45_0002
 """The advisory lock every collector's engine pass takes on PostgreSQL (any constant that
 differs from the migration lock works; it only has to be the same everywhere)."""
-CHUNK = 200
-"""Dirty check states folded per transaction: ingest waits at most one chunk on SQLite."""
+CHUNK = 100
+"""Hosts whose dirty check states are folded per transaction (ingest waits at most that)."""
 
 
 @contextmanager
@@ -82,16 +83,16 @@ def run_once(*, engine: Engine, policy: Policy, settings: Settings, now: float,
     with engine_transaction(engine) as conn:
         report.versions_changed = check_agent_versions(conn, window=policy.versions, now=now)
         settle_mass_silence(context(conn))
-    after: tuple[Any, ...] | None = None
+    after = -1
     while True:
         with engine_transaction(engine) as conn:
-            rows = _dirty_rows(conn, after=after, limit=chunk)
+            host_ids = _lock_dirty_hosts(conn, after=after, limit=chunk)
             ctx = context(conn)
-            for row in rows:
+            for row in _dirty_rows(conn, host_ids):
                 fold_row(ctx, row)
-        if len(rows) < chunk:
+        if len(host_ids) < chunk:
             break
-        after = (rows[-1].host_id, rows[-1].check, rows[-1].target)
+        after = host_ids[-1]
     with engine_transaction(engine) as conn:
         ctx = context(conn)
         for record in pending_records(conn):
@@ -100,13 +101,29 @@ def run_once(*, engine: Engine, policy: Policy, settings: Settings, now: float,
     return report
 
 
-def _dirty_rows(conn: Connection, *, after: tuple[Any, ...] | None, limit: int) -> list[Any]:
-    order = (STATES.c.host_id, STATES.c.check, STATES.c.target)
-    query = (select(*state_columns()).select_from(state_join())
-             .where(STATES.c.dirty.is_(True)).order_by(*order).limit(limit))
-    if after is not None:
-        query = query.where(tuple_(*order) > tuple_(*after))
-    return list(conn.execute(query).all())
+def _lock_dirty_hosts(conn: Connection, *, after: int, limit: int) -> list[int]:
+    """The next hosts with dirty check states, locked as ingest locks them.
+
+    Ingest and the silence detector lock a host's row (in id order) before they write its
+    check states; taking the same locks first, in the same order, keeps the engine from
+    ever waiting on them in a cycle (a deadlock) on PostgreSQL.
+    """
+    host_ids = [int(h) for h in conn.scalars(
+        select(STATES.c.host_id).where(STATES.c.dirty.is_(True), STATES.c.host_id > after)
+        .group_by(STATES.c.host_id).order_by(STATES.c.host_id).limit(limit))]
+    if host_ids and is_postgres(conn):
+        conn.execute(select(HOSTS.c.id).where(HOSTS.c.id.in_(host_ids))
+                     .order_by(HOSTS.c.id).with_for_update(key_share=True))
+    return host_ids
+
+
+def _dirty_rows(conn: Connection, host_ids: list[int]) -> list[Any]:
+    if not host_ids:
+        return []
+    return list(conn.execute(
+        select(*state_columns()).select_from(state_join())
+        .where(STATES.c.dirty.is_(True), STATES.c.host_id.in_(host_ids))
+        .order_by(STATES.c.host_id, STATES.c.check, STATES.c.target)).all())
 
 
 def rules_for(rules: ProblemRules) -> ProblemRules:

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from collector.db import write_transaction
+from collector.problems.engine import run_once
 from collector.settings import Settings
 from collector.tickets import service as tickets
 from tests.collector.test_engine_support import World
@@ -275,3 +276,17 @@ def test_agent_version_outside_the_window_opens_a_p4_ticket(settings):
         assert world.ticket(ticket["id"])["recovered_at"] is not None
     finally:
         world.close()
+
+
+def test_many_hosts_are_folded_a_few_at_a_time(world):
+    hosts = [f"app{i}.example.net" for i in range(5)]
+    for fqdn in hosts:
+        world.host(fqdn)
+    for _ in range(2):
+        for fqdn in hosts:
+            world.push(fqdn, "disk", "/var", CRITICAL)
+        world.now += 60
+    report = run_once(engine=world.engine, policy=world.policy, settings=world.settings,
+                      now=world.now, chunk=2)
+    assert report.results == 10
+    assert sorted(t["host"] for t in world.tickets()) == hosts

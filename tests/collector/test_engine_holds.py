@@ -4,6 +4,7 @@ act as one; results pushed through the app open tickets."""
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -211,5 +212,48 @@ def test_results_pushed_through_the_app_open_a_ticket(
     try:
         (ticket,) = world.tickets()
         assert ticket["priority"] == "P2" and ticket["host"] == DB
+    finally:
+        world.close()
+
+
+def test_engine_passes_beside_busy_ingest_neither_fails(
+    settings, enroll_host, start_collector, make_batch, result
+):
+    hosts = [f"busy{i}.example.net" for i in range(8)]
+    tokens = {fqdn: enroll_host(settings, fqdn) for fqdn in hosts}
+    client = start_collector(settings)
+    world = World(settings)
+    stop = threading.Event()
+    errors: list[BaseException] = []
+
+    def engine_loop() -> None:
+        while not stop.is_set():
+            try:
+                world.run(at=time.time())
+            except BaseException as exc:  # noqa: BLE001 - reported by the test
+                errors.append(exc)
+                return
+
+    runner = threading.Thread(target=engine_loop)
+    runner.start()
+    try:
+        for _ in range(6):
+            batches = [
+                ("/api/v1/results",
+                 make_batch(fqdn, [result(check=check, target=target, status=CRITICAL)
+                                   for check, target in (("ntp", "offset"), ("disk", "/var"),
+                                                         ("dns", "resolvers"))]),
+                 {"Authorization": f"Bearer {tokens[fqdn]}"})
+                for fqdn in hosts]
+            assert {r.status_code for r in client.post_many(batches)} == {202}
+    finally:
+        stop.set()
+        runner.join(60)
+    try:
+        assert errors == []
+        world.run(at=time.time())
+        tickets = world.tickets()
+        assert len(tickets) == 3 * len(hosts)
+        assert len({t["live_key"] for t in tickets}) == len(tickets)
     finally:
         world.close()
