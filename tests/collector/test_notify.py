@@ -26,6 +26,7 @@ from collector.settings import Settings
 from tests.collector.conftest import FakeClock, settings_for
 from tests.services.smtp import SmtpServer, start_smtp
 from tests.support.ports import free_port
+from tests.support.tls import self_signed
 
 T0 = 1_795_000_000.0
 
@@ -96,7 +97,7 @@ def smtp(tmp_path: Path) -> Iterator[SmtpServer]:
 
 def make_settings(db_url: str, tmp_path: Path, *, smtp: SmtpServer | None = None,
                   webhook: WebhookReceiver | None = None, password: str = "s3cret",
-                  **notifications: Any) -> Settings:
+                  security: str = "starttls", **notifications: Any) -> Settings:
     section: dict[str, Any] = {
         "recipients": {"tsm": ["tsm@support.example"], "crm": ["crm@support.example"],
                        "cto": ["cto@support.example"]},
@@ -106,7 +107,7 @@ def make_settings(db_url: str, tmp_path: Path, *, smtp: SmtpServer | None = None
     if smtp is not None:
         secret = tmp_path / "smtp-password"
         secret.write_text(password + "\n")
-        section["smtp"] = {"host": "127.0.0.1", "port": smtp.port, "security": "starttls",
+        section["smtp"] = {"host": "127.0.0.1", "port": smtp.port, "security": security,
                            "username": "watchkeeper", "password_file": str(secret),
                            "ca_file": str(smtp.ca_file) if smtp.ca_file else None,
                            "sender": "watchkeeper@support.example", "timeout": 5}
@@ -348,6 +349,35 @@ def test_starttls_missing_means_no_credentials_and_no_mail(db_url, tmp_path, eng
                    for r in rows(engine))
     finally:
         plain.stop()
+
+
+def test_implicit_tls_with_auth_delivers(db_url, tmp_path, engine_for):
+    smtps = start_smtp(tmp_path, username="watchkeeper", password="s3cret", implicit_tls=True)
+    try:
+        settings = make_settings(db_url, tmp_path, smtp=smtps, security="tls")
+        engine = engine_for(settings)
+        decide(engine, settings, roles=("tsm",), key="esc/3/tsm")
+        assert len(send_due(engine, settings.notifications, clock=FakeClock(T0)).sent) == 1
+        (mail,) = smtps.wait_for(1)
+        assert mail.tls and mail.login == "watchkeeper"
+    finally:
+        smtps.stop()
+
+
+def test_a_server_certificate_not_from_the_ca_file_is_refused(db_url, tmp_path, smtp,
+                                                               engine_for):
+    other_ca, _ = self_signed(tmp_path / "other-ca")
+    settings = make_settings(db_url, tmp_path, smtp=smtp)
+    mail = settings.notifications.smtp
+    assert mail is not None
+    settings = settings.model_copy(update={"notifications": settings.notifications.model_copy(
+        update={"smtp": mail.model_copy(update={"ca_file": other_ca})})})
+    engine = engine_for(settings)
+    decide(engine, settings, roles=("tsm",), key="esc/4/tsm")
+    assert len(send_due(engine, settings.notifications, clock=FakeClock(T0)).retried) == 1
+    (row,) = rows(engine)
+    assert "CERTIFICATE_VERIFY_FAILED" in row["last_error"]
+    assert smtp.messages == [] and smtp.logins == []
 
 
 # ---------------------------------------------------------------------------- webhook

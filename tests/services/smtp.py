@@ -3,7 +3,8 @@
 By default it offers STARTTLS (a self-signed certificate from ``tests.support.tls``; give
 the sender ``server.ca_file``) and, when ``username`` is given, requires AUTH (LOGIN or
 PLAIN, only after STARTTLS). ``tls=False`` serves plain text only, as a server without
-STARTTLS would. ``stop()`` and ``start()`` again on the same port play an outage.
+STARTTLS would; ``implicit_tls=True`` speaks TLS from the first byte (SMTPS, as on port
+465), with AUTH over it. ``stop()`` and ``start()`` again on the same port play an outage.
 """
 
 from __future__ import annotations
@@ -45,8 +46,27 @@ class Received:
         return part.get_content() if part is not None else ""
 
 
+class _Controller(Controller):
+    """aiosmtpd's controller; with implicit TLS, AUTH is offered on the TLS connection.
+
+    (aiosmtpd counts only STARTTLS as TLS when it decides to offer AUTH, and warns when
+    told not to require TLS for AUTH; on an SMTPS connection everything is TLS already.)
+    """
+
+    def __init__(self, handler: Any, *, implicit_tls: bool, **kwargs: Any) -> None:
+        super().__init__(handler, **kwargs)
+        self.implicit_tls = implicit_tls
+
+    def factory(self) -> SMTP:
+        server: SMTP = super().factory()  # type: ignore[no-untyped-call]
+        if self.implicit_tls:
+            server._auth_require_tls = False
+        return server
+
+
 @dataclass
 class _Recorder:
+    implicit_tls: bool = False
     messages: list[Received] = field(default_factory=list)
     logins: list[tuple[str, bool]] = field(default_factory=list)  # (user, accepted)
     lock: threading.Condition = field(default_factory=threading.Condition)
@@ -62,7 +82,7 @@ class _Recorder:
             self.messages.append(Received(
                 mail_from=envelope.mail_from or "", rcpt_tos=list(envelope.rcpt_tos),
                 message=message,
-                tls=session.ssl is not None, login=login))
+                tls=self.implicit_tls or session.ssl is not None, login=login))
             self.lock.notify_all()
         return "250 OK"
 
@@ -71,10 +91,11 @@ class SmtpServer:
     """The running server: ``port``, ``messages``, ``wait_for(n)``, ``stop()``, ``start()``."""
 
     def __init__(self, directory: Path, *, username: str | None, password: str | None,
-                 tls: bool, port: int | None = None) -> None:
+                 tls: bool, implicit_tls: bool = False, port: int | None = None) -> None:
         if username is not None and not tls:
             raise ValueError("AUTH is offered only after STARTTLS: give tls=True")
         self.username, self.password, self.tls = username, password, tls
+        self.implicit_tls = implicit_tls and tls
         self.port = port or free_port()
         self.ca_file: Path | None = None
         self._context: ssl.SSLContext | None = None
@@ -83,8 +104,8 @@ class SmtpServer:
             self.ca_file = cert
             self._context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
             self._context.load_cert_chain(cert, key)
-        self._recorder = _Recorder()
-        self._controller: Controller | None = None
+        self._recorder = _Recorder(implicit_tls=self.implicit_tls)
+        self._controller: _Controller | None = None
 
     @property
     def messages(self) -> list[Received]:
@@ -111,12 +132,14 @@ class SmtpServer:
         """Listen (again) on ``port``."""
         kwargs: dict[str, Any] = {"hostname": "127.0.0.1", "port": self.port,
                                   "server_hostname": "smtp.test", "ready_timeout": 10.0}
-        if self._context is not None:
+        if self._context is not None and self.implicit_tls:
+            kwargs.update(ssl_context=self._context)
+        elif self._context is not None:
             kwargs.update(tls_context=self._context, require_starttls=True)
         if self.username is not None:
             kwargs.update(authenticator=self._authenticate, auth_required=True,
                           auth_require_tls=True)
-        self._controller = Controller(self._recorder, **kwargs)
+        self._controller = _Controller(self._recorder, implicit_tls=self.implicit_tls, **kwargs)
         deadline = time.monotonic() + 10
         while True:
             try:
@@ -147,7 +170,9 @@ class SmtpServer:
 
 
 def start_smtp(directory: Path, *, username: str | None = None, password: str | None = None,
-               tls: bool = True, port: int | None = None) -> SmtpServer:
-    """A running SMTP server on 127.0.0.1 (STARTTLS unless ``tls=False``)."""
+               tls: bool = True, implicit_tls: bool = False, port: int | None = None
+               ) -> SmtpServer:
+    """A running SMTP server on 127.0.0.1 (STARTTLS unless ``tls=False``; SMTPS with
+    ``implicit_tls=True``)."""
     return SmtpServer(directory, username=username, password=password, tls=tls,
-                      port=port).start()
+                      implicit_tls=implicit_tls, port=port).start()
