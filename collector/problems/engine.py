@@ -95,7 +95,9 @@ def run_once(*, engine: Engine, policy: Policy, settings: Settings, now: float,
         after = host_ids[-1]
     with engine_transaction(engine) as conn:
         ctx = context(conn)
-        for record in pending_records(conn):
+        records = pending_records(conn)
+        _lock_hosts(conn, fqdns={r.key.host for r in records})
+        for record in records:
             _retry(ctx, record)
         _resolve_recovered(ctx)
     return report
@@ -115,6 +117,13 @@ def _lock_dirty_hosts(conn: Connection, *, after: int, limit: int) -> list[int]:
         conn.execute(select(HOSTS.c.id).where(HOSTS.c.id.in_(host_ids))
                      .order_by(HOSTS.c.id).with_for_update(key_share=True))
     return host_ids
+
+
+def _lock_hosts(conn: Connection, *, fqdns: set[str]) -> None:
+    """Lock these hosts' rows in id order before tickets referring to them are written."""
+    if fqdns and is_postgres(conn):
+        conn.execute(select(HOSTS.c.id).where(HOSTS.c.fqdn.in_(sorted(fqdns)))
+                     .order_by(HOSTS.c.id).with_for_update(key_share=True))
 
 
 def _dirty_rows(conn: Connection, host_ids: list[int]) -> list[Any]:
