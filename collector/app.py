@@ -23,16 +23,26 @@ from collector.ingest.scheduled import run_pruning
 from collector.ingest.store import GroupStore
 from collector.ingest.storeproc import ProcessWriter
 from collector.ingest.writer import GroupCommitWriter, GroupObserver, Writer
+from collector.maintenance import views as maintenance_views
+from collector.notify.scheduled import run_sender
 from collector.ops import views as ops_views
 from collector.ops.metrics import IngestMetrics, StateCollector
 from collector.overview import views as overview_views
 from collector.overview.views import make_templates
 from collector.policy import build_policy
+from collector.problems.scheduled import run_engine
 from collector.runtime import Runtime
 from collector.settings import Settings
 from collector.state import views as state_views
 from collector.state.scheduled import run_silence_detector
+from collector.tickets import views as ticket_views
+from collector.tickets.clockwork import run_clockwork
 from collector.timefmt import Clock
+
+# The periodic jobs every collector process runs (each safe beside the same job in other
+# processes on one database): host silence, retention, the ticket engine (results ->
+# problems -> tickets), the clockwork (escalations, SLA breaches), the notification sender.
+SCHEDULED = (run_silence_detector, run_pruning, run_engine, run_clockwork, run_sender)
 
 
 class CollectorApp(FastAPI):
@@ -78,8 +88,7 @@ def create_app(
         await runtime.writer.start()
         tasks = []
         if run_scheduled:
-            tasks = [asyncio.create_task(run_silence_detector(runtime)),
-                     asyncio.create_task(run_pruning(runtime))]
+            tasks = [asyncio.create_task(job(runtime)) for job in SCHEDULED]
         try:
             yield
         finally:
@@ -108,7 +117,8 @@ def create_app(
         )
         return JSONResponse({"error": "invalid_request", "detail": detail}, status_code=422)
 
-    for module in (ingest_views, host_views, state_views, ops_views, overview_views):
+    for module in (ingest_views, host_views, state_views, ops_views, overview_views,
+                   ticket_views, maintenance_views):
         app.include_router(module.router)
     return app
 
