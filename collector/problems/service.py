@@ -121,6 +121,7 @@ def handle_events(ctx: Context, record: Record, subject: Subject,
 def _on_event(ctx: Context, record: Record, subject: Subject, event: ProblemEvent) -> None:
     kind = event.kind
     if kind is EventKind.SOFT_RECOVERED:
+        _recovered_again(ctx, record, subject, event)
         return
     if kind is EventKind.BECAME_HARD or (kind is EventKind.FLAPPING_STARTED and event.opens):
         open_problem(ctx, record, subject, status=event.status, why=event.reason,
@@ -163,6 +164,18 @@ def _on_event(ctx: Context, record: Record, subject: Subject, event: ProblemEven
               f"worked on it", subject)
     elif kind is EventKind.FLAPPING_STOPPED:
         _note(ctx, live, "flapping_stopped", status, event.reason, subject, flapping=False)
+
+
+def _recovered_again(ctx: Context, record: Record, subject: Subject,
+                     event: ProblemEvent) -> None:
+    """A failure that ended a ticket's recovery was a blip: the recovery starts again."""
+    live = tickets.live_ticket(ctx.conn, record.key)
+    if live is None:
+        return
+    row = tickets.ticket_row(ctx.conn, live)
+    if row["status"] != Status.OK and row["recovered_at"] is None:
+        _note(ctx, live, "recovered", int(Status.OK),
+              f"{event.reason}; the recovery hold starts again", subject)
 
 
 def _audit_flapping(ctx: Context, record: Record, subject: Subject,

@@ -290,3 +290,20 @@ def test_many_hosts_are_folded_a_few_at_a_time(world):
                       now=world.now, chunk=2)
     assert report.results == 10
     assert sorted(t["host"] for t in world.tickets()) == hosts
+
+
+def test_a_blip_during_the_recovery_hold_restarts_it(world):
+    ticket_id = _open_disk_ticket(world)
+    world.push(DB, "disk", "/var", OK)
+    world.run()
+    world.now += 600
+    world.push(DB, "disk", "/var", CRITICAL)  # one failing result: soft, not hard
+    world.run()
+    assert world.ticket(ticket_id)["recovered_at"] is None
+    world.now += 60
+    world.push(DB, "disk", "/var", OK)
+    world.run()
+    again = world.now
+    assert world.ticket(ticket_id)["recovered_at"] == pytest.approx(again)
+    assert world.run(at=again + 899).resolved == []
+    assert world.run(at=again + 900).resolved == [ticket_id]
