@@ -307,3 +307,41 @@ def test_a_blip_during_the_recovery_hold_restarts_it(world):
     assert world.ticket(ticket_id)["recovered_at"] == pytest.approx(again)
     assert world.run(at=again + 899).resolved == []
     assert world.run(at=again + 900).resolved == [ticket_id]
+
+
+def test_a_flapping_ticket_loses_its_mark_and_resolves_once_the_check_settles(world):
+    world.host(DB)
+    for i in range(30):
+        world.push(DB, "disk", "/var", CRITICAL if i % 2 else OK)
+        world.run()
+        world.now += 36
+    (ticket,) = world.tickets()
+    assert ticket["flapping"] is True
+    for _ in range(21):  # OK from now on: the changes age out of the history
+        world.push(DB, "disk", "/var", OK)
+        world.run()
+        world.now += 36
+    ticket = world.ticket(ticket["id"])
+    assert ticket["flapping"] is False and ticket["status"] == OK
+    assert world.events("flapping_stopped", ticket_id=ticket["id"])
+    assert ticket["recovered_at"] is not None
+    assert world.run(at=ticket["recovered_at"] + 900).resolved == [ticket["id"]]
+
+
+def test_priority_rules_see_the_host_tags(settings):
+    world = World(settings, priority={"rules": [
+        {"name": "billing hosts", "host_tags": ["billing"], "priority": "P1"}]})
+    try:
+        world.host(DB, tags=("billing",))
+        world.host("db2.example.net")
+        for _ in range(2):
+            for fqdn in (DB, "db2.example.net"):
+                world.push(fqdn, "ntp", "offset", WARNING)
+            world.now += 60
+        world.run()
+        by_host = {t["host"]: t for t in world.tickets()}
+        assert by_host[DB]["priority"] == "P1"
+        assert "billing hosts" in by_host[DB]["priority_reason"]
+        assert by_host["db2.example.net"]["priority"] == "P3"
+    finally:
+        world.close()

@@ -257,3 +257,13 @@ def test_engine_passes_beside_busy_ingest_neither_fails(
         assert len({t["live_key"] for t in tickets}) == len(tickets)
     finally:
         world.close()
+
+
+def test_a_site_with_a_critical_silent_host_is_p1(world):
+    for fqdn in HOSTS:
+        world.host(fqdn, critical=fqdn == HOSTS[0])
+    world.now += 1000
+    world.silence()
+    world.run()
+    (site,) = world.tickets()
+    assert site["host"] == "*" and site["priority"] == "P1"
