@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, cast
 
-from sqlalchemy import Connection, Table
+from sqlalchemy import Connection, Table, func, select
 
 from collector.db import upsert_insert
-from collector.notify.models import EMAIL, PENDING, WEBHOOK, Notification
+from collector.notify.models import DEAD, EMAIL, PENDING, SENT, WEBHOOK, Notification
 from collector.settings import Settings
 
 CUSTOMER, TSM, CRM, CTO = "customer", "tsm", "crm", "cto"
@@ -153,3 +154,30 @@ def _row(
         "created_at": now, "state": PENDING, "attempts": 0, "next_attempt_at": now,
         "lease_until": None, "sent_at": None, "last_error": None,
     }
+
+
+@dataclass(frozen=True)
+class OutboxSummary:
+    """The outbox at a glance, for ``/metrics`` and the overview."""
+
+    pending: int  # not sent yet (due or waiting for a retry)
+    due: int  # pending and due now
+    sent: int
+    dead: int  # given up: max_attempts reached, or refused for good
+    oldest_due_seconds: float  # how long the oldest due notice has waited; 0 when none
+
+
+def outbox_summary(conn: Connection, *, now: float) -> OutboxSummary:
+    """Counts of the outbox by state, and the age of the oldest due notice."""
+    table = cast(Table, Notification.__table__)
+    c = table.c
+    counts: dict[str, int] = {}
+    for state, n in conn.execute(select(c.state, func.count()).group_by(c.state)):
+        counts[state] = int(n)
+    due, oldest = conn.execute(
+        select(func.count(), func.min(c.next_attempt_at))
+        .where(c.state == PENDING, c.next_attempt_at <= now)).one()
+    return OutboxSummary(
+        pending=int(counts.get(PENDING, 0)), due=int(due), sent=int(counts.get(SENT, 0)),
+        dead=int(counts.get(DEAD, 0)),
+        oldest_due_seconds=max(0.0, now - float(oldest)) if oldest is not None else 0.0)

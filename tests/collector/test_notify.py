@@ -21,7 +21,7 @@ from collector.db import create_db_engine, migrate, write_transaction
 from collector.notify.models import Notification
 from collector.notify.scheduled import backoff, claim, deliver, send_due
 from collector.notify.senders import message_id
-from collector.notify.service import notify, recipients_for
+from collector.notify.service import OutboxSummary, notify, outbox_summary, recipients_for
 from collector.settings import Settings
 from tests.collector.conftest import FakeClock, settings_for
 from tests.services.smtp import SmtpServer, start_smtp
@@ -273,6 +273,11 @@ def test_smtp_down_is_retried_with_backoff_and_nothing_is_lost(db_url, tmp_path,
     assert all(r["state"] == "pending" for r in stored)
     assert sum(r["attempts"] for r in stored) == 1
     assert {r["next_attempt_at"] for r in stored} == {T0 + 30}
+    with engine.connect() as conn:
+        assert outbox_summary(conn, now=T0) == OutboxSummary(
+            pending=4, due=0, sent=0, dead=0, oldest_due_seconds=0.0)
+        assert outbox_summary(conn, now=T0 + 40) == OutboxSummary(
+            pending=4, due=4, sent=0, dead=0, oldest_due_seconds=10.0)
     assert all("Connection" in r["last_error"] or "refused" in r["last_error"]
                for r in stored)
     # before the backoff ends nothing is tried
@@ -412,6 +417,9 @@ def test_a_webhook_4xx_is_dead_at_once(db_url, tmp_path, webhook, engine_for):
     (row,) = rows(engine)
     assert (row["state"], row["attempts"]) == ("dead", 1)
     assert "answered 400: no thanks" in row["last_error"]
+    with engine.connect() as conn:
+        assert outbox_summary(conn, now=T0) == OutboxSummary(
+            pending=0, due=0, sent=0, dead=1, oldest_due_seconds=0.0)
 
 
 @pytest.mark.parametrize("status", [500, 503, 429, 408])
