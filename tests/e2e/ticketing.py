@@ -382,8 +382,8 @@ def start_mail_server(directory: Path) -> Iterator[Mailbox]:
 
 
 def mentions_number(mail: Mail, number: int) -> bool:
-    """The mail names request number ``number`` (as ``#123`` or as a whole number)."""
-    pattern = re.compile(rf"(?<!\d){number}(?!\d)")
+    """The mail names request number ``number`` (as ``#123``)."""
+    pattern = re.compile(rf"#{number}(?!\d)")
     return bool(pattern.search(mail.subject) or pattern.search(mail.body))
 
 
