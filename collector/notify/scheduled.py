@@ -22,14 +22,18 @@ from dataclasses import dataclass, field
 from typing import Any, cast
 
 import httpx
-from sqlalchemy import Engine, RowMapping, Table, and_, or_, select, update
+from sqlalchemy import Connection, Engine, RowMapping, Table, and_, or_, select, update
 
 from collector.db import is_postgres, write_transaction
+from collector.errors import CollectorError
 from collector.notify.models import DEAD, EMAIL, PENDING, SENT, WEBHOOK, Notification
 from collector.notify.senders import SendError, build_email, send_email, send_webhook
+from collector.problems.keys import ProblemKey
 from collector.runtime import Runtime
 from collector.scheduling import run_every
 from collector.settings import NotificationSettings
+from collector.tickets.models import SYSTEM_ACTOR
+from collector.tickets.service import record_event, ticket_row
 
 log = logging.getLogger(__name__)
 CLAIM_BATCH = 10
@@ -141,19 +145,35 @@ def send_due(
             if row["channel"] in down:
                 _put_back(engine, row, *down[row["channel"]])
                 continue
+            timeout = _timeout(config, row["channel"])
+            if timeout < config.lease and clock() + timeout > row["lease_until"]:
+                # Earlier sends of this batch were slow: a send now could outlast the
+                # claim and be repeated by another sender. Claimed again, afresh.
+                _put_back(engine, row, row["next_attempt_at"], None)
+                continue
             failed = _attempt(engine, config, row, clock=clock, rnd=rnd, report=report)
             if failed is not None:
                 down[row["channel"]] = failed
     return report
 
 
-def _put_back(engine: Engine, row: RowMapping, retry_at: float, error: str) -> None:
+def _timeout(config: NotificationSettings, channel: str) -> float:
+    if channel == EMAIL and config.smtp is not None:
+        return config.smtp.timeout
+    if channel == WEBHOOK and config.webhook is not None:
+        return config.webhook.timeout
+    return 0.0
+
+
+def _put_back(engine: Engine, row: RowMapping, retry_at: float, error: str | None) -> None:
     """Return a claimed notice untried (its try not counted), due at ``retry_at``."""
+    values: dict[str, Any] = {"lease_until": None, "attempts": _c.attempts - 1,
+                              "next_attempt_at": max(retry_at, row["next_attempt_at"])}
+    if error is not None:
+        values["last_error"] = f"not tried: the channel failed just before: {error}"[
+            :ERROR_MAX]
     with write_transaction(engine) as conn:
-        conn.execute(update(_table).where(_mine(row)).values(
-            lease_until=None, attempts=_c.attempts - 1,
-            next_attempt_at=max(retry_at, row["next_attempt_at"]),
-            last_error=f"not tried: the channel failed just before: {error}"[:ERROR_MAX]))
+        conn.execute(update(_table).where(_mine(row)).values(**values))
 
 
 def _mine(row: RowMapping) -> Any:
@@ -193,9 +213,28 @@ def _attempt(engine: Engine, config: NotificationSettings, row: RowMapping, *,
                     config.max_attempts, error)
     with write_transaction(engine) as conn:
         done = conn.execute(update(_table).where(_mine(row)).values(**values)).rowcount
+        if done and values.get("state") == DEAD and row["ticket_id"] is not None:
+            _audit_dead(conn, row, str(error), now)
     if not done:
         log.warning("%s: its claim ran out while sending; another pass owns it now", label)
     return retry
+
+
+def _audit_dead(conn: Connection, row: RowMapping, error: str, now: float) -> None:
+    """A notice about a ticket given up: said in the ticket's audit log, for its engineer."""
+    try:
+        ticket = ticket_row(conn, row["ticket_id"])
+    except CollectorError:  # the ticket is gone
+        return
+    record_event(
+        conn, ticket_id=ticket["id"], customer_id=ticket["customer_id"],
+        problem_key=str(ProblemKey(ticket["customer"], ticket["host"], ticket["check"],
+                                   ticket["target"])),
+        at=now, kind="notice_failed", actor=SYSTEM_ACTOR,
+        text=(f"{row['kind']} notice by {row['channel']} to {row['recipient']} not "
+              f"delivered after {row['attempts']} tries: {error}")[:ERROR_MAX],
+        data={"notice": row["id"], "kind": row["kind"], "channel": row["channel"],
+              "recipient": row["recipient"], "attempts": row["attempts"]})
 
 
 def send_job(runtime: Runtime) -> SendReport:

@@ -288,3 +288,20 @@ def test_the_customer_and_the_tsm_get_their_mails_over_starttls_and_auth(
         assert run_clocks(engine, policy, settings, T0 + 20).escalations == []
     finally:
         smtp.stop()
+
+
+def test_a_notice_given_up_is_said_in_the_tickets_audit_log(db_url, tmp_path, store_for):
+    smtp = start_smtp(tmp_path, username="watchkeeper", password="s3cret")
+    try:
+        smtp.refuse("noc@acme.example")
+        settings, policy, engine = store_for(make_settings(db_url, smtp, tmp_path))
+        ticket = open_ticket((settings, policy, engine), "P3")
+        report = send_due(engine, settings.notifications, clock=FakeClock(T0 + 1))
+        assert len(report.dead) == 1
+        (event,) = events(engine, "notice_failed")
+        assert event["ticket_id"] == ticket and event["actor"] == "watchkeeper"
+        assert "opened notice by email to noc@acme.example not delivered" in event["text"]
+        assert "550" in event["text"]
+        assert event["problem_key"] == "acme/db1.acme.example/replication/replica"
+    finally:
+        smtp.stop()

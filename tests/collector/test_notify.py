@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -51,6 +51,7 @@ class WebhookReceiver:
     requests: list[Hook] = field(default_factory=list)
     status: int = 200
     server: ThreadingHTTPServer | None = None
+    on_request: Callable[[Hook], None] | None = None
 
     @property
     def url(self) -> str:
@@ -65,7 +66,10 @@ def webhook() -> Iterator[WebhookReceiver]:
         def do_POST(self) -> None:  # noqa: N802 (http.server's name)
             length = int(self.headers.get("Content-Length", "0"))
             body = json.loads(self.rfile.read(length))
-            receiver.requests.append(Hook(self.path, dict(self.headers.items()), body))
+            hook = Hook(self.path, dict(self.headers.items()), body)
+            receiver.requests.append(hook)
+            if receiver.on_request is not None:
+                receiver.on_request(hook)
             self.send_response(receiver.status)
             self.send_header("Content-Type", "text/plain")
             self.end_headers()
@@ -301,6 +305,22 @@ def test_smtp_down_is_retried_with_backoff_and_nothing_is_lost(db_url, tmp_path,
     assert len(smtp.messages) == 4
 
 
+def test_a_recipient_the_server_refuses_for_good_is_dead_the_others_go(db_url, tmp_path,
+                                                                      smtp, engine_for):
+    settings = make_settings(db_url, tmp_path, smtp=smtp)
+    engine = engine_for(settings)
+    smtp.refuse("ops@acme.example")
+    decide(engine, settings)
+    report = send_due(engine, settings.notifications, clock=FakeClock(T0))
+    assert (len(report.sent), len(report.dead), len(report.retried)) == (1, 1, 0)
+    by_address = {r["recipient"]: r for r in rows(engine)}
+    assert by_address["noc@acme.example"]["state"] == "sent"
+    dead = by_address["ops@acme.example"]
+    assert dead["state"] == "dead" and "550" in dead["last_error"]
+    assert "ops@acme.example" in dead["last_error"]
+    assert [m.rcpt_tos for m in smtp.wait_for(1)] == [["noc@acme.example"]]
+
+
 def test_backoff_doubles_up_to_the_maximum_with_jitter(tmp_path):
     config = make_settings("sqlite:///unused.db", tmp_path).notifications
     mid = [backoff(n, config, lambda: 0.5) for n in range(1, 7)]
@@ -471,6 +491,31 @@ def test_a_crash_while_sending_resends_after_the_lease_with_the_same_message_id(
     assert first.message["Message-ID"] == second.message["Message-ID"]
     (stored,) = rows(engine)
     assert (stored["state"], stored["attempts"]) == ("sent", 2)
+
+
+def test_no_send_starts_that_could_outlast_its_claim(db_url, tmp_path, webhook, engine_for):
+    # every send takes 30 s of the collector's clock; a claim lasts 60 s, a send may take 5
+    settings = make_settings(db_url, tmp_path, webhook=webhook, lease=60)
+    engine = engine_for(settings)
+    for n in range(3):
+        decide(engine, settings, key=f"k/{n}")
+    clock = FakeClock(T0)
+    seen: list[tuple[float, float]] = []
+
+    def slow(hook: Hook) -> None:
+        with engine.connect() as conn:
+            lease = conn.execute(select(Notification.lease_until).where(
+                Notification.dedup_key == hook.headers["Idempotency-Key"])).scalar_one()
+        seen.append((clock.now, lease))
+        clock.advance(30)
+
+    webhook.on_request = slow
+    report = send_due(engine, settings.notifications, clock=clock)
+    assert len(report.sent) == 3
+    # each send began with at least its timeout left on its claim
+    assert len(seen) == 3 and all(lease >= at + 5 for at, lease in seen)
+    assert [r["attempts"] for r in rows(engine)] == [1, 1, 1]
+    assert len({h.headers["Idempotency-Key"] for h in webhook.requests}) == 3
 
 
 def test_two_senders_never_claim_the_same_notice(db_url, tmp_path, webhook, engine_for):

@@ -70,6 +70,14 @@ class _Recorder:
     messages: list[Received] = field(default_factory=list)
     logins: list[tuple[str, bool]] = field(default_factory=list)  # (user, accepted)
     lock: threading.Condition = field(default_factory=threading.Condition)
+    refuse: set[str] = field(default_factory=set)  # recipients answered 550
+
+    async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope,
+                          address: str, rcpt_options: list[str]) -> str:
+        if address in self.refuse:
+            return "550 5.1.1 No such user here"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         raw = envelope.original_content or b""
@@ -111,6 +119,11 @@ class SmtpServer:
     def messages(self) -> list[Received]:
         with self._recorder.lock:
             return list(self._recorder.messages)
+
+    def refuse(self, *addresses: str) -> None:
+        """Answer RCPT TO for these addresses with 550 (no such user)."""
+        with self._recorder.lock:
+            self._recorder.refuse.update(addresses)
 
     @property
     def logins(self) -> list[tuple[str, bool]]:
