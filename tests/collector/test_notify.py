@@ -7,8 +7,10 @@ receiver is Python's http.server in a thread. Both listen on 127.0.0.1 only.
 from __future__ import annotations
 
 import json
+import ssl
 import threading
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -45,22 +47,23 @@ class Hook:
 
 @dataclass
 class WebhookReceiver:
-    """A real HTTP server on 127.0.0.1 that records POSTs and answers ``status``."""
+    """A real HTTP(S) server on 127.0.0.1 that records POSTs and answers ``status``."""
 
     port: int
+    scheme: str = "http"
     requests: list[Hook] = field(default_factory=list)
     status: int = 200
-    server: ThreadingHTTPServer | None = None
     on_request: Callable[[Hook], None] | None = None
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/hooks/watchkeeper"
+        return f"{self.scheme}://127.0.0.1:{self.port}/hooks/watchkeeper"
 
 
-@pytest.fixture
-def webhook() -> Iterator[WebhookReceiver]:
-    receiver = WebhookReceiver(port=free_port())
+@contextmanager
+def serve_webhook(tls: tuple[Path, Path] | None = None) -> Iterator[WebhookReceiver]:
+    """A receiver running in a thread; HTTPS with ``tls`` = (cert, key)."""
+    receiver = WebhookReceiver(port=free_port(), scheme="https" if tls else "http")
 
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:  # noqa: N802 (http.server's name)
@@ -79,7 +82,10 @@ def webhook() -> Iterator[WebhookReceiver]:
             pass
 
     server = ThreadingHTTPServer(("127.0.0.1", receiver.port), Handler)
-    receiver.server = server
+    if tls is not None:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(*tls)
+        server.socket = context.wrap_socket(server.socket, server_side=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
@@ -88,6 +94,12 @@ def webhook() -> Iterator[WebhookReceiver]:
         server.shutdown()
         server.server_close()
         thread.join()
+
+
+@pytest.fixture
+def webhook() -> Iterator[WebhookReceiver]:
+    with serve_webhook() as receiver:
+        yield receiver
 
 
 @pytest.fixture
@@ -101,7 +113,8 @@ def smtp(tmp_path: Path) -> Iterator[SmtpServer]:
 
 def make_settings(db_url: str, tmp_path: Path, *, smtp: SmtpServer | None = None,
                   webhook: WebhookReceiver | None = None, password: str = "s3cret",
-                  security: str = "starttls", **notifications: Any) -> Settings:
+                  security: str = "starttls", webhook_ca: Path | None = None,
+                  **notifications: Any) -> Settings:
     section: dict[str, Any] = {
         "recipients": {"tsm": ["tsm@support.example"], "crm": ["crm@support.example"],
                        "cto": ["cto@support.example"]},
@@ -121,6 +134,8 @@ def make_settings(db_url: str, tmp_path: Path, *, smtp: SmtpServer | None = None
         token = tmp_path / "webhook-token"
         token.write_text("hook-token-1\n")
         section["webhook"] = {"url": webhook.url, "token_file": str(token), "timeout": 5}
+        if webhook_ca is not None:
+            section["webhook"]["ca_file"] = str(webhook_ca)
     return settings_for(
         db_url, notifications=section,
         customers={"acme": {"contacts": ["noc@acme.example", "ops@acme.example"],
@@ -455,6 +470,24 @@ def test_a_webhook_5xx_or_throttle_is_retried(db_url, tmp_path, webhook, engine_
     assert len(send_due(engine, settings.notifications, clock=clock).sent) == 1
     keys = {h.headers["Idempotency-Key"] for h in webhook.requests}
     assert len(webhook.requests) == 2 and len(keys) == 1
+
+
+def test_an_https_webhook_is_verified_against_its_ca_file(db_url, tmp_path, engine_for):
+    cert, key = self_signed(tmp_path / "hook-tls")
+    with serve_webhook(tls=(cert, key)) as receiver:
+        trusted = make_settings(db_url, tmp_path, webhook=receiver, webhook_ca=cert)
+        engine = engine_for(trusted)
+        decide(engine, trusted, key="k/1")
+        assert len(send_due(engine, trusted.notifications, clock=FakeClock(T0)).sent) == 1
+        assert [h.headers["Idempotency-Key"] for h in receiver.requests] == [
+            f"k/1/webhook/{receiver.url}"]
+        # the system's trust store does not know this certificate: not sent, retried
+        untrusted = make_settings(db_url, tmp_path, webhook=receiver)
+        decide(engine, untrusted, key="k/2")
+        report = send_due(engine, untrusted.notifications, clock=FakeClock(T0))
+        assert len(report.retried) == 1 and len(receiver.requests) == 1
+        (row,) = [r for r in rows(engine) if r["dedup_key"].startswith("k/2/")]
+        assert "CERTIFICATE_VERIFY_FAILED" in row["last_error"]
 
 
 # ---------------------------------------------------------------------------- crashes
