@@ -28,13 +28,15 @@ def test_make_run_shows_this_machine_with_its_disks(tmp_path: Path) -> None:
         stdout=log, stderr=subprocess.STDOUT,
     )
     host = socket.getfqdn()
+    login_file = tmp_path / "var" / "login"
     checks: list[dict[str, object]] = []
     try:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and not any(c["check"] == "disk" for c in checks):
             assert run.poll() is None, (tmp_path / "run.log").read_text()
             try:
-                answer = httpx.get(f"http://127.0.0.1:{port}/api/v1/hosts/{host}", timeout=2)
+                answer = httpx.get(f"http://127.0.0.1:{port}/api/v1/hosts/{host}", timeout=2,
+                                   auth=_login(login_file))
                 if answer.status_code == 200:
                     checks = answer.json()["checks"]
             except httpx.HTTPError:
@@ -44,9 +46,17 @@ def test_make_run_shows_this_machine_with_its_disks(tmp_path: Path) -> None:
         assert disk, f"no disk results within 2 minutes:\n{(tmp_path / 'run.log').read_text()}"
         assert any(c["target"] == "/" for c in disk)
         assert all(c["status_name"] in ("OK", "WARNING", "CRITICAL", "UNKNOWN") for c in disk)
-        listed = httpx.get(f"http://127.0.0.1:{port}/api/v1/hosts", timeout=5).json()
+        listed = httpx.get(f"http://127.0.0.1:{port}/api/v1/hosts", timeout=5,
+                           auth=_login(login_file)).json()
         assert [h["fqdn"] for h in listed] == [host]
-        assert f"http://127.0.0.1:{port}/" in (tmp_path / "run.log").read_text()
+        printed = (tmp_path / "run.log").read_text()
+        assert f"http://127.0.0.1:{port}/" in printed
+        name, password = _login(login_file)
+        assert f"{name} / {password}" in printed  # the login is printed with the address
+        anonymous = httpx.get(f"http://127.0.0.1:{port}/", timeout=5)
+        assert anonymous.status_code == 401 and "Basic" in anonymous.headers["WWW-Authenticate"]
+        page = httpx.get(f"http://127.0.0.1:{port}/", timeout=5, auth=(name, password))
+        assert page.status_code == 200 and host in page.text
     finally:
         run.send_signal(signal.SIGINT)
         code = run.wait(30)
@@ -56,3 +66,11 @@ def test_make_run_shows_this_machine_with_its_disks(tmp_path: Path) -> None:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         s.bind(("127.0.0.1", port))
         s.listen()
+
+
+def _login(login_file: Path) -> tuple[str, str]:
+    """The dashboard login ``make run`` made (``name:password`` in var/login)."""
+    if not login_file.exists():
+        return ("", "")
+    name, _, password = login_file.read_text().strip().partition(":")
+    return (name, password)
