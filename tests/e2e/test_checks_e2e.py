@@ -36,6 +36,7 @@ from tests.checks import (
     ntp_scenarios,
     os_updates_scenarios,
 )
+from tests.e2e.reading import reader
 from tests.support.processes import Collector, Proc, agent_command, wait_until
 
 pytestmark = pytest.mark.e2e
@@ -158,12 +159,13 @@ def test_each_failing_scenario_reaches_the_collector_with_its_status(
     collector = Collector(tmp_path)
     token = collector.enroll("e2e", HOST)
     collector.start()
+    read = reader(collector)
     config = _agent_config(tmp_path, cases, collector.url, token, agent_state)
     agent = Proc(agent_command("run", "--config", str(config)), tmp_path / "agent.log").start()
     want = {case.name: case.expected.name for case in cases}
 
     def seen() -> dict[str, str]:
-        answer = collector.get(f"/api/v1/hosts/{HOST}")
+        answer = read(f"/api/v1/hosts/{HOST}")
         if answer.status_code != 200:
             return {}
         worst: dict[str, Status] = {}
@@ -179,7 +181,7 @@ def test_each_failing_scenario_reaches_the_collector_with_its_status(
         wait_until(lambda: set(seen()) == set(want), 90,
                    f"every check instance at the collector\n{agent.tail()}")
         assert seen() == want
-        problems = collector.get("/api/v1/problems").json()
+        problems = read("/api/v1/problems").json()
         failing = {p["check"] for p in problems if p["host"] == HOST and p["check"] in want}
         assert failing == {name for name, status in want.items() if status != "OK"}
     finally:

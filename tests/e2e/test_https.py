@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.e2e.reading import reader
 from tests.support.processes import Collector, Proc, agent_command, collector_command, wait_until
 from tests.support.tls import self_signed
 
@@ -35,6 +36,7 @@ def test_an_agent_pushes_over_https_and_one_that_does_not_trust_the_certificate_
     collector = Collector(tmp_path, tls=(cert, key))
     token = collector.enroll("acme", HOST)
     collector.start()
+    read = reader(collector)
     assert collector.url.startswith("https://")
     untrusting = tmp_path / "untrusting"
     untrusting.mkdir()
@@ -45,7 +47,7 @@ def test_an_agent_pushes_over_https_and_one_that_does_not_trust_the_certificate_
         # Without the collector's CA the agent refuses the connection and keeps its results.
         wait_until(lambda: "CERTIFICATE_VERIFY_FAILED" in agent.tail(), 30,
                    f"a certificate error in the agent's log\n{agent.tail()}")
-        assert collector.get(f"/api/v1/hosts/{HOST}").json()["checks"] == []
+        assert read(f"/api/v1/hosts/{HOST}").json()["checks"] == []
     finally:
         agent.stop()
     trusting = tmp_path / "trusting"
@@ -56,9 +58,9 @@ def test_an_agent_pushes_over_https_and_one_that_does_not_trust_the_certificate_
                                                  str(untrusting / "state")))
     agent = Proc(agent_command("run", "--config", str(config)), trusting / "agent.log").start()
     try:
-        wait_until(lambda: collector.get(f"/api/v1/hosts/{HOST}").json()["checks"], 30,
+        wait_until(lambda: read(f"/api/v1/hosts/{HOST}").json()["checks"], 30,
                    f"the host's results at the collector\n{agent.tail()}")
-        checks = collector.get(f"/api/v1/hosts/{HOST}").json()["checks"]
+        checks = read(f"/api/v1/hosts/{HOST}").json()["checks"]
         assert {c["check"] for c in checks} == {"agent"}
     finally:
         agent.stop()

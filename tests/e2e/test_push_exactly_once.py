@@ -15,6 +15,7 @@ import httpx
 import pytest
 
 from agent.spool import peek_stats
+from tests.e2e.reading import reader
 from tests.support.processes import Collector, Proc, agent_command, wait_until
 
 pytestmark = pytest.mark.e2e
@@ -54,6 +55,7 @@ def test_every_result_is_stored_exactly_once_across_outages_and_kills(tmp_path: 
     collector = Collector(tmp_path)
     token = collector.enroll("e2e", HOST)
     collector.start()
+    read = reader(collector)
     config = _agent_config(tmp_path, collector, token)
     spool_dir = tmp_path / "state" / "spool"
 
@@ -66,7 +68,7 @@ def test_every_result_is_stored_exactly_once_across_outages_and_kills(tmp_path: 
 
     agent = start_agent()
     try:
-        wait_until(lambda: collector.get(f"/api/v1/hosts/{HOST}").status_code == 200, 30,
+        wait_until(lambda: read(f"/api/v1/hosts/{HOST}").status_code == 200, 30,
                    f"the agent's first push\n{agent.tail()}")
 
         # 1. The collector stops cleanly for a while: results pile up in the agent's spool.
@@ -117,12 +119,13 @@ def test_the_store_process_killed_again_and_again_loses_and_doubles_nothing(
     collector = Collector(tmp_path)
     token = collector.enroll("e2e", HOST)
     collector.start()
+    read = reader(collector)
     config = _agent_config(tmp_path, collector, token)
     spool_dir = tmp_path / "state" / "spool"
     agent = Proc(agent_command("run", "--config", str(config)), tmp_path / "agent.log").start()
     killed: list[int] = []
     try:
-        wait_until(lambda: collector.get(f"/api/v1/hosts/{HOST}").status_code == 200, 30,
+        wait_until(lambda: read(f"/api/v1/hosts/{HOST}").status_code == 200, 30,
                    f"the agent's first push\n{agent.tail()}")
         for _ in range(3):
             time.sleep(1.0)
