@@ -150,6 +150,17 @@ class SmtpSettings(_Section):
     sender: str = "watchkeeper@localhost"
     timeout: Seconds = 30.0
 
+    @model_validator(mode="after")
+    def _credentials(self) -> SmtpSettings:
+        if self.password is not None and self.password_file is not None:
+            raise ValueError("give password or password_file, not both")
+        if self.username is not None and self.password is None and self.password_file is None:
+            raise ValueError("username needs password or password_file")
+        if self.username is None and (self.password is not None
+                                      or self.password_file is not None):
+            raise ValueError("a password needs a username")
+        return self
+
 
 class WebhookSettings(_Section):
     url: str
@@ -157,6 +168,14 @@ class WebhookSettings(_Section):
     token_file: Path | None = None
     ca_file: Path | None = None
     timeout: Seconds = 10.0
+
+    @model_validator(mode="after")
+    def _token(self) -> WebhookSettings:
+        if self.token is not None and self.token_file is not None:
+            raise ValueError("give token or token_file, not both")
+        if not self.url.startswith(("http://", "https://")):
+            raise ValueError(f"url must start with http:// or https://, got {self.url!r}")
+        return self
 
 
 class NotificationSettings(_Section):
@@ -172,6 +191,15 @@ class NotificationSettings(_Section):
     lease: Seconds = Field(default=120.0, gt=0)
     # The collector's address as people reach it, for links in notices.
     public_url: str = "http://127.0.0.1:8080"
+
+    @model_validator(mode="after")
+    def _lease_outlasts_a_send(self) -> NotificationSettings:
+        for name, channel in (("smtp", self.smtp), ("webhook", self.webhook)):
+            if channel is not None and self.lease <= channel.timeout:
+                raise ValueError(f"lease ({self.lease:g} s) must be longer than "
+                                 f"{name}.timeout ({channel.timeout:g} s): a send must end "
+                                 f"before another collector may take the notice over")
+        return self
 
 
 class Settings(_Section):

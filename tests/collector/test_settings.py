@@ -88,6 +88,9 @@ def test_database_url_from_a_secret_file(tmp_path):
     ("[customers.acme]\ncalendar = \"mars\"\n", "customers.acme.calendar"),
     ("[notifications.smtp]\nport = 25\n", "notifications.smtp.host"),
     ("[tickets]\nrecovery_hold = \"soon\"\n", "tickets.recovery_hold"),
+    ("[notifications.smtp]\nhost = \"mx\"\nusername = \"u\"\n", "notifications.smtp"),
+    ("[notifications.webhook]\nurl = \"ftp://x\"\n", "notifications.webhook"),
+    ("[notifications]\nlease = 5\n[notifications.smtp]\nhost = \"mx\"\n", "notifications"),
 ])
 def test_errors_name_the_file_and_the_key(tmp_path, text, key):
     path = write(tmp_path, text)
