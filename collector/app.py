@@ -27,6 +27,7 @@ from collector.maintenance import views as maintenance_views
 from collector.notify.scheduled import run_sender
 from collector.ops import views as ops_views
 from collector.ops.metrics import IngestMetrics, StateCollector
+from collector.ops.support_metrics import SupportCollector
 from collector.overview import views as overview_views
 from collector.overview.views import make_templates
 from collector.policy import build_policy
@@ -69,6 +70,7 @@ def create_app(
     registry = CollectorRegistry(auto_describe=True)
     metrics = IngestMetrics(registry)
     registry.register(StateCollector(engine))
+    registry.register(SupportCollector(engine, clock))
     runtime = Runtime(
         settings=settings,
         policy=build_policy(settings),
