@@ -11,6 +11,7 @@ import base64
 import hashlib
 import hmac
 import secrets
+import time
 from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any, cast
@@ -294,12 +295,43 @@ def touch_token(conn: Connection, token_id: int, *, now: float) -> None:
     ).values(last_used_at=now))
 
 
+class _VerifiedPasswords:
+    """Passwords verified lately, so a browser's Basic login on every dashboard refresh does
+    not cost a scrypt each time. The key is an HMAC (with a per-process secret) of the name,
+    the password and the stored hash: a new password or a changed hash misses at once.
+    Entries live ``ttl`` seconds (monotonic clock); the user row is still read on every
+    request, so disabling a user takes effect at once."""
+
+    def __init__(self, ttl: float = 300.0, size: int = 1024) -> None:
+        self._secret = secrets.token_bytes(32)
+        self._ttl, self._size = ttl, size
+        self._until: dict[bytes, float] = {}
+
+    def _key(self, name: str, password: str, stored: str) -> bytes:
+        message = "\0".join((name, password, stored)).encode()
+        return hmac.new(self._secret, message, hashlib.sha256).digest()
+
+    def known(self, name: str, password: str, stored: str) -> bool:
+        until = self._until.get(self._key(name, password, stored))
+        return until is not None and until > time.monotonic()
+
+    def remember(self, name: str, password: str, stored: str) -> None:
+        if len(self._until) >= self._size:
+            self._until.clear()
+        self._until[self._key(name, password, stored)] = time.monotonic() + self._ttl
+
+
+_verified = _VerifiedPasswords()
+
+
 def principal_for_password(conn: Connection, name: str, password: str) -> Principal:
     """The user ``name`` if ``password`` is its password; Refused otherwise (same message)."""
     row = conn.execute(select(USERS).where(USERS.c.name == name)).mappings().first()
     stored = None if row is None else row["password_hash"]
-    if not verify_password(password, stored) or row is None:
-        raise Refused("wrong user name or password")
+    if row is None or stored is None or not _verified.known(name, password, stored):
+        if not verify_password(password, stored) or row is None or stored is None:
+            raise Refused("wrong user name or password")
+        _verified.remember(name, password, stored)
     return _principal(row)
 
 

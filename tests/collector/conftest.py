@@ -138,15 +138,6 @@ def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
-def _include_tickets_api(app: FastAPI) -> None:
-    """Serve the tickets API when the app does not include it yet."""
-    from collector.tickets import views as ticket_views
-
-    paths = {getattr(route, "path", None) for route in app.router.routes}
-    if "/api/v1/tickets" not in paths:
-        app.include_router(ticket_views.router)
-
-
 class AppClient:
     """A blocking client for an ASGI app whose lifespan runs in a portal thread's event loop.
 
@@ -205,7 +196,6 @@ def start_collector() -> Iterator[Callable[..., AppClient]]:
             app = create_app(settings, clock=clock, run_scheduled=False)
             portal = stack.enter_context(start_blocking_portal())
             stack.enter_context(portal.wrap_async_context_manager(app.router.lifespan_context(app)))
-            _include_tickets_api(app)
             client = AppClient(app, portal, headers)
             stack.callback(client.close)
             return client

@@ -163,6 +163,28 @@ def test_basic_login_with_the_password_only(settings, start_collector):
     assert other.status_code == 401 and "Bearer" in other.json()["detail"]
 
 
+def test_a_new_password_or_a_disabled_user_counts_at_once(settings, start_collector):
+    """A login verified a moment ago is not trusted after the password changed or the user
+    was disabled."""
+    client = start_collector(settings, role=None)
+    add_user(settings, "nina", "noc", password="first password")
+    assert client.get("/api/v1/hosts", headers=basic("nina", "first password")).status_code == 200
+    engine = create_db_engine(settings)
+    try:
+        with write_transaction(engine) as conn:
+            people.set_password(conn, "nina", "second password")
+        old = client.get("/api/v1/hosts", headers=basic("nina", "first password"))
+        assert old.status_code == 401
+        new = client.get("/api/v1/hosts", headers=basic("nina", "second password"))
+        assert new.status_code == 200
+        with write_transaction(engine) as conn:
+            people.set_disabled(conn, "nina")
+        gone = client.get("/api/v1/hosts", headers=basic("nina", "second password"))
+        assert gone.status_code == 401 and "disabled" in gone.json()["detail"]
+    finally:
+        engine.dispose()
+
+
 def test_passwords_are_salted_scrypt():
     first, second = people.hash_password("same password"), people.hash_password("same password")
     assert first != second and first.startswith("scrypt$")
