@@ -47,6 +47,9 @@ def _parser() -> argparse.ArgumentParser:
                         help="mark the host as critical for the customer")
     enroll.add_argument("--rotate", action="store_true",
                         help="replace the token of an already enrolled host")
+    enroll.add_argument("--tag", action="append", dest="tags", metavar="TAG",
+                        help="a label the priority rules can match (repeatable; with "
+                             "--rotate, replaces the host's tags)")
 
     mig = sub.add_parser("migrate", help="upgrade the store's schema to the latest version")
     mig.add_argument("--config", help="TOML config file")
@@ -76,7 +79,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "serve":
             return _serve(settings, access_log=args.access_log, tls=tls)
         if args.command == "enroll":
-            return _enroll(settings, args.customer, args.fqdn, args.critical, args.rotate)
+            return _enroll(settings, args.customer, args.fqdn, args.critical, args.rotate,
+                           args.tags)
         if args.command == "migrate":
             return _migrate(settings)
         if args.command == "hosts":
@@ -99,7 +103,8 @@ def _migrate(settings: Settings) -> int:
     return 0
 
 
-def _enroll(settings: Settings, customer: str, fqdn: str, critical: bool, rotate: bool) -> int:
+def _enroll(settings: Settings, customer: str, fqdn: str, critical: bool, rotate: bool,
+            tags: list[str] | None) -> int:
     from collector.hosts.service import enroll
 
     engine = create_db_engine(settings)
@@ -107,7 +112,7 @@ def _enroll(settings: Settings, customer: str, fqdn: str, critical: bool, rotate
         migrate(engine)
         with session_factory(engine)() as session:
             token = enroll(session=session, customer=customer, fqdn=fqdn, critical=critical,
-                           rotate=rotate, now=time.time())
+                           rotate=rotate, now=time.time(), tags=tags)
     except AlreadyEnrolled as exc:
         print(f"watchkeeper-collector: {exc.detail}", file=sys.stderr)
         return 1

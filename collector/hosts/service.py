@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -41,9 +42,14 @@ def hash_token(token: str) -> str:
 
 
 def enroll(
-    *, session: Session, customer: str, fqdn: str, critical: bool, rotate: bool, now: float
+    *, session: Session, customer: str, fqdn: str, critical: bool, rotate: bool, now: float,
+    tags: Sequence[str] | None = None,
 ) -> str:
-    """Create (or with ``rotate`` re-key) a host; return its new token, which is not stored."""
+    """Create (or with ``rotate`` re-key) a host; return its new token, which is not stored.
+
+    ``tags`` (labels the priority rules match on) replace the host's tags when given.
+    """
+    labels = None if tags is None else sorted({t.strip() for t in tags if t.strip()})
     token = secrets.token_urlsafe(TOKEN_BYTES)
     host = session.scalars(select(Host).where(Host.fqdn == fqdn)).one_or_none()
     if host is not None:
@@ -60,6 +66,8 @@ def enroll(
             )
         host.token_hash = hash_token(token)
         host.critical = critical
+        if labels is not None:
+            host.tags = labels
         session.commit()
         return token
     owner = session.scalars(select(Customer).where(Customer.name == customer)).one_or_none()
@@ -68,7 +76,7 @@ def enroll(
         session.add(owner)
         session.flush()
     session.add(Host(customer_id=owner.id, fqdn=fqdn, token_hash=hash_token(token),
-                     enrolled_at=now, critical=critical))
+                     enrolled_at=now, critical=critical, tags=labels or []))
     session.commit()
     return token
 

@@ -89,3 +89,24 @@ def test_enroll_without_config_uses_sqlite_under_var(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert len(proc.stdout.splitlines()) == 1
     assert (tmp_path / "var" / "watchkeeper.db").exists()
+
+
+def test_enroll_tags_a_host_for_the_priority_rules_and_rotate_replaces_them(config, capsys):
+    def tags() -> list[list[str]]:
+        engine = create_db_engine(load_settings(config))
+        try:
+            with engine.connect() as conn:
+                return list(conn.execute(select(Host.tags)).scalars())
+        finally:
+            engine.dispose()
+
+    assert main(["enroll", "--customer", "acme", "--host", "db1.example.net", "--tag",
+                 "billing", "--tag", "db", "--config", str(config)]) == 0
+    assert tags() == [["billing", "db"]]
+    assert main(["enroll", "--customer", "acme", "--host", "db1.example.net", "--rotate",
+                 "--config", str(config)]) == 0
+    assert tags() == [["billing", "db"]]  # kept when no --tag is given
+    assert main(["enroll", "--customer", "acme", "--host", "db1.example.net", "--rotate",
+                 "--tag", "softswitch", "--config", str(config)]) == 0
+    assert tags() == [["softswitch"]]
+    capsys.readouterr()
