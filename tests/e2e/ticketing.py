@@ -72,7 +72,7 @@ def collector_config(*, smtp: Mailbox | None, extra: str = "") -> str:
         mail = (
             f'[notifications.smtp]\nhost = "127.0.0.1"\nport = {smtp.port}\n'
             'security = "starttls"\nsender = "watchkeeper@support.example"\n'
-            f'timeout = "10s"\nusername = "{SMTP_USER}"\n'
+            f'timeout = "3s"\nusername = "{SMTP_USER}"\n'
             f'password_file = "{smtp.password_file}"\nca_file = "{smtp.ca_file}"\n\n'
         )
     recipients = "".join(f'{role} = ["{address}"]\n' for role, address in RECIPIENTS.items())
@@ -80,7 +80,9 @@ def collector_config(*, smtp: Mailbox | None, extra: str = "") -> str:
         # Agents keep real time while the collector's clock runs hours ahead: no silence.
         '[silence]\nmin_silence = "3650d"\nstartup_grace = "3650d"\ncheck_every = "1s"\n\n'
         '[tickets]\nengine_every = "0.5s"\n\n'
-        '[notifications]\nsend_every = "0.5s"\nretry_first = "1s"\nretry_max = "2s"\n\n'
+        # A notice claimed by a collector that was killed is free again after the lease.
+        '[notifications]\nsend_every = "0.5s"\nretry_first = "1s"\nretry_max = "2s"\n'
+        'lease = "5s"\n\n'
         f"{mail}"
         f"[notifications.recipients]\n{recipients}\n"
         f'[customers.{CUSTOMER}]\ncontacts = ["{CONTACT}"]\n\n'
@@ -111,6 +113,18 @@ class TicketCollector(Collector):
         """SIGKILL: no chance to finish anything it was doing."""
         if self.proc is not None:
             self.proc.kill()
+
+    def enroll(self, customer: str, host: str) -> str:
+        """Enroll ``host`` and return its token; a failure shows the command's error."""
+        out = subprocess.run(
+            collector_command("enroll", "--config", str(self.config),
+                              "--customer", customer, "--host", host),
+            capture_output=True, text=True, timeout=60,
+        )
+        assert out.returncode == 0, f"enroll {host}: {out.stderr}"
+        token = out.stdout.strip().splitlines()[-1].strip()
+        assert token, out.stderr
+        return token
 
     def user_token(self, name: str, role: str) -> str:
         """Add a user with ``role`` and create an API token for it, as an administrator does
@@ -149,6 +163,12 @@ class Store:
         """Every email notice in the outbox."""
         return self.rows("SELECT id, dedup_key, recipient, kind, subject, state, ticket_id "
                          "FROM notifications WHERE channel = 'email' ORDER BY id")
+
+    def unsent(self) -> list[dict[str, Any]]:
+        """Email notices not (yet) marked sent, with what the sender recorded on them."""
+        return self.rows("SELECT id, recipient, kind, state, attempts, lease_until, last_error "
+                         "FROM notifications WHERE channel = 'email' AND state <> 'sent' "
+                         "ORDER BY id")
 
     def escalation_rows(self, ticket_id: int) -> list[dict[str, Any]]:
         return self.rows("SELECT role, step, due_at, decided_at FROM ticket_escalations "
@@ -358,6 +378,14 @@ class Mailbox:
                 counts[(rcpt, mail.subject)] += 1
         return counts
 
+    def outage(self) -> None:
+        """The SMTP server stops listening (what it received stays)."""
+        self.server.stop()
+
+    def back(self) -> None:
+        """The SMTP server listens again on the same port."""
+        self.server.start()
+
     def authenticated(self) -> bool:
         """Every message came over TLS from the configured login, and no login failed."""
         mails = self.messages()
@@ -385,6 +413,31 @@ def mentions_number(mail: Mail, number: int) -> bool:
     """The mail names request number ``number`` (as ``#123``)."""
     pattern = re.compile(rf"#{number}(?!\d)")
     return bool(pattern.search(mail.subject) or pattern.search(mail.body))
+
+
+def sent_once(store: Store, mail: Mailbox) -> bool:
+    """Every email notice in the outbox is marked sent, and the SMTP server received each
+    exactly once (per recipient and subject): nothing lost, nothing sent twice."""
+    rows = store.emails()
+    if any(r["state"] != "sent" for r in rows):
+        return False
+    stored = Counter((r["recipient"], r["subject"]) for r in rows)
+    return stored == mail.per_recipient_subject()
+
+
+def settle(store: Store, mail: Mailbox, *, tail: Any = None) -> None:
+    """Wait until every notice decided so far is sent.
+
+    Done before the clock is moved on or a collector is killed on purpose at a quiet
+    moment: a sender's claim on a notice is a lease on the collector's clock, so hours
+    added while a mail is on its way would let another sender repeat it, a test artefact
+    that a real clock never produces.
+    """
+    wait_for(lambda: sent_once(store, mail), 30,
+             "every notice decided so far to be sent exactly once",
+             tail=lambda: f"unsent: {store.unsent()}\nreceived: "
+                          f"{sorted(mail.per_recipient_subject().items())}\n"
+                          + (tail() if callable(tail) else ""))
 
 
 def wait_for(predicate: Any, timeout: float, what: str, *, tail: Any = None) -> None:
