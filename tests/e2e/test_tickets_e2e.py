@@ -9,7 +9,8 @@ What a customer and the support organisation would notice:
   request number;
 - the Technical Support Manager is told at 1 h, the Customer Relations Manager at 4 h and
   the CTO at 8 h, each exactly once, also when the collector is killed with SIGKILL
-  between two steps and right after a step was decided;
+  between two steps, and right after a step was decided while the mail server was down
+  (the notice goes out after the restart, once);
 - once the replica applies again, the ticket nobody worked on is resolved after the
   15-minute recovery hold, and not before;
 - a check that flaps a hundred times in an hour gets one ticket, marked flapping;

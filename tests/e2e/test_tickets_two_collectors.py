@@ -2,7 +2,7 @@
 escalation clockwork and the notification sender: the same host's agents push to both, the
 clock runs eight hours ahead, and still one ticket is opened and everybody is told each
 thing once (counted in the outbox and at a real SMTP server with STARTTLS and AUTH), also
-when one collector is killed with SIGKILL in the middle.
+when one collector is killed with SIGKILL and the other goes on alone until it is back.
 """
 
 from __future__ import annotations
