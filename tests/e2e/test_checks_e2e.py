@@ -36,7 +36,6 @@ from tests.checks import (
     ntp_scenarios,
     os_updates_scenarios,
 )
-from tests.e2e.reading import reader
 from tests.support.processes import Collector, Proc, agent_command, wait_until
 
 pytestmark = pytest.mark.e2e
@@ -159,7 +158,7 @@ def test_each_failing_scenario_reaches_the_collector_with_its_status(
     collector = Collector(tmp_path)
     token = collector.enroll("e2e", HOST)
     collector.start()
-    read = reader(collector)
+    read = collector.get
     config = _agent_config(tmp_path, cases, collector.url, token, agent_state)
     agent = Proc(agent_command("run", "--config", str(config)), tmp_path / "agent.log").start()
     want = {case.name: case.expected.name for case in cases}

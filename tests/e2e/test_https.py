@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.reading import reader
 from tests.support.processes import Collector, Proc, agent_command, collector_command, wait_until
 from tests.support.tls import self_signed
 
@@ -36,7 +35,7 @@ def test_an_agent_pushes_over_https_and_one_that_does_not_trust_the_certificate_
     collector = Collector(tmp_path, tls=(cert, key))
     token = collector.enroll("acme", HOST)
     collector.start()
-    read = reader(collector)
+    read = collector.get
     assert collector.url.startswith("https://")
     untrusting = tmp_path / "untrusting"
     untrusting.mkdir()

@@ -15,7 +15,6 @@ import httpx
 import pytest
 
 from agent.spool import peek_stats
-from tests.e2e.reading import reader
 from tests.support.processes import Collector, Proc, agent_command, wait_until
 
 pytestmark = pytest.mark.e2e
@@ -55,7 +54,7 @@ def test_every_result_is_stored_exactly_once_across_outages_and_kills(tmp_path: 
     collector = Collector(tmp_path)
     token = collector.enroll("e2e", HOST)
     collector.start()
-    read = reader(collector)
+    read = collector.get
     config = _agent_config(tmp_path, collector, token)
     spool_dir = tmp_path / "state" / "spool"
 
@@ -119,7 +118,7 @@ def test_the_store_process_killed_again_and_again_loses_and_doubles_nothing(
     collector = Collector(tmp_path)
     token = collector.enroll("e2e", HOST)
     collector.start()
-    read = reader(collector)
+    read = collector.get
     config = _agent_config(tmp_path, collector, token)
     spool_dir = tmp_path / "state" / "spool"
     agent = Proc(agent_command("run", "--config", str(config)), tmp_path / "agent.log").start()

@@ -107,6 +107,7 @@ class Collector:
         )
         self.proc: Proc | None = None
         self.starts = 0
+        self._reader: dict[str, str] | None = None
 
     def start(self, timeout: float = 30.0) -> Collector:
         self.starts += 1
@@ -142,7 +143,23 @@ class Collector:
             self.proc.stop(sig)
 
     def get(self, path: str) -> httpx.Response:
-        return httpx.get(f"{self.url}{path}", timeout=5, verify=self._verify())
+        """GET ``path`` as a NOC user of this collector (the read API wants a login)."""
+        return httpx.get(f"{self.url}{path}", headers=self.reader_headers(), timeout=5,
+                         verify=self._verify())
+
+    def reader_headers(self, name: str = "e2e-noc") -> dict[str, str]:
+        """A NOC user's bearer header, the user and token made once with the collector's
+        commands (``user add``, ``token create``) as an administrator would."""
+        if self._reader is None:
+            for args in (("user", "add", name, "--role", "noc"),
+                         ("token", "create", "--user", name)):
+                done = subprocess.run(
+                    collector_command(*args, "--config", str(self.config)),
+                    capture_output=True, text=True, timeout=60, check=False)
+                assert done.returncode == 0, done.stderr
+            self._reader = {"Authorization":
+                            f"Bearer {done.stdout.strip().splitlines()[-1]}"}
+        return self._reader
 
     def _verify(self) -> ssl.SSLContext | bool:
         if isinstance(self.ca, Path):
