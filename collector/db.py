@@ -26,8 +26,12 @@ from sqlalchemy.sql.dml import Insert
 from collector.settings import Settings
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
-# Any constant works; it only has to be the same in every collector process.
+# PostgreSQL advisory locks that collector processes share, one per job, all drawn here
+# so that no two jobs take the same one by mistake. Any constants work; they only have to
+# be the same in every collector process and differ from each other.
 MIGRATION_LOCK_ID = 0x5741_4B45_0001
+PRUNE_LOCK_ID = 0x5741_4B45_0002
+ENGINE_LOCK_ID = 0x5741_4B45_0003
 IMMEDIATE = "watchkeeper_immediate"
 """Execution option: on SQLite, begin with BEGIN IMMEDIATE (take the write lock first)."""
 

@@ -6,13 +6,12 @@ import logging
 
 from sqlalchemy import text
 
-from collector.db import is_postgres, write_transaction
+from collector.db import PRUNE_LOCK_ID, is_postgres, write_transaction
 from collector.ingest.service import prune_results
 from collector.runtime import Runtime
 from collector.scheduling import run_every
 
 log = logging.getLogger(__name__)
-PRUNE_LOCK_ID = 0x5741_4B45_0002
 
 
 def prune_job(runtime: Runtime) -> int:

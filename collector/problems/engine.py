@@ -24,7 +24,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, select, text, update
 
 from checks.result import Status
-from collector.db import is_postgres, write_transaction
+from collector.db import ENGINE_LOCK_ID, is_postgres, write_transaction
 from collector.policy import Policy
 from collector.problems.config import ProblemRules
 from collector.problems.keys import HOST_SILENCE_CHECK, SITE_HOST, ProblemKey
@@ -54,9 +54,6 @@ from collector.tickets.models import Ticket
 
 log = logging.getLogger(__name__)
 
-ENGINE_LOCK_ID = 0x5741_4B45_0002
-"""The advisory lock every collector's engine pass takes on PostgreSQL (any constant that
-differs from the migration lock works; it only has to be the same everywhere)."""
 CHUNK = 100
 """Hosts whose dirty check states are folded per transaction (ingest waits at most that)."""
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 
 import pytest
@@ -119,3 +120,20 @@ def test_openapi_documents_the_push():
     assert "202" in post["responses"] and "413" in post["responses"]
     body = post["requestBody"]["content"]["application/json"]["schema"]
     assert "results" in body["properties"]
+
+
+def test_retention_prunes_while_a_ticket_engine_pass_holds_its_lock(
+    settings, enroll_host, start_collector, make_batch, clock
+):
+    # Every job has its own advisory lock on PostgreSQL: pruning is not skipped (nor the
+    # engine kept waiting) because the other job runs.
+    from collector.problems.engine import engine_transaction
+
+    token = enroll_host(settings, "db1.example.net")
+    client = start_collector(settings, clock)
+    client.post("/api/v1/results", json=make_batch("db1.example.net"), headers=auth(token))
+    clock.advance(8 * 86400)
+    client.post("/api/v1/results", json=make_batch("db1.example.net"), headers=auth(token))
+    with engine_transaction(client.app.state.engine) if settings.database_url.startswith(
+            "postgresql") else contextlib.nullcontext():
+        assert prune_job(client.app.state.runtime) == 1
