@@ -63,6 +63,12 @@ class Release:
         return datetime.combine(self.released_on, time(0), tzinfo=UTC)
 
 
+# The agent releases this collector knows of (version = release date): the default of
+# [agent_versions.releases], extended with every release. A site that lists its own
+# releases replaces this table.
+SHIPPED_RELEASES: Mapping[str, str] = {"0.1.0": "2026-11-26"}
+
+
 @dataclass(frozen=True, slots=True)
 class VersionWindow:
     """The ``[agent_versions]`` section: the releases and the window's two lengths."""
@@ -87,7 +93,7 @@ class VersionWindow:
         grace = table.get("minor_grace_days", 30)
         if isinstance(grace, bool) or not isinstance(grace, int | float) or grace < 0:
             raise ConfigError(f"{key}.minor_grace_days", "expected a number of days >= 0")
-        releases_table = table.get("releases", {})
+        releases_table = table.get("releases", SHIPPED_RELEASES)
         if not isinstance(releases_table, Mapping):
             raise ConfigError(f"{key}.releases",
                               "expected a table of \"version\" = release date")

@@ -152,3 +152,17 @@ def test_config_errors_name_the_key(table, key, message):
         VersionWindow.from_table(table)
     assert err.value.key == key
     assert message in err.value.message
+
+
+def test_without_a_releases_table_the_collector_judges_by_the_releases_it_ships_with():
+    from agent import __version__
+    from collector.tickets.versions import SHIPPED_RELEASES
+
+    window = VersionWindow.from_table({})
+    assert __version__ in SHIPPED_RELEASES  # every release lists itself
+    now = datetime(2027, 1, 1, tzinfo=UTC)
+    assert version_supported(version=__version__, window=window, now=now).supported
+    assert not version_supported(version="0.0.9", window=window, now=now).supported
+    assert not version_supported(version="0.1.0-dev", window=window, now=now).supported
+    empty = VersionWindow.from_table({"releases": {}})
+    assert version_supported(version="0.0.9", window=empty, now=now).supported
