@@ -12,11 +12,11 @@ from collections.abc import Sequence
 from sqlalchemy.exc import SQLAlchemyError
 
 from checks.config import ConfigError
+from collector.commands import Handler
 from collector.db import create_db_engine, migrate, session_factory
 from collector.errors import AlreadyEnrolled
 from collector.maintenance import cli as maintenance_cli
 from collector.people import cli as people_cli
-from collector.scheduling import Handler
 from collector.settings import Settings, load_settings
 from collector.timefmt import CLOCK_OFFSET_ENV, OffsetClock
 

@@ -5,17 +5,8 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 import anyio.to_thread
-
-if TYPE_CHECKING:
-    import argparse
-
-    from collector.settings import Settings
-
-Handler = Callable[["argparse.Namespace", "Settings"], int]
-"""A collector subcommand: the parsed arguments and the settings in, the exit status out."""
 
 log = logging.getLogger(__name__)
 

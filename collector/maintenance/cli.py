@@ -25,7 +25,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Connection, select
 
 from checks.config import ConfigError
-from collector.db import create_db_engine, migrate, write_transaction
+from collector.commands import fail, in_store
 from collector.errors import CollectorError
 from collector.hosts.models import Customer
 from collector.maintenance import service
@@ -34,7 +34,6 @@ from collector.policy import build_policy
 from collector.settings import Settings
 from collector.timefmt import iso
 
-EXIT_USAGE = 2
 EVERY = {"day": DAILY, "week": WEEKLY}
 # The service's fields, as the options that give them.
 OPTIONS = {
@@ -87,19 +86,6 @@ class _BadArgument(Exception):
         super().__init__(f"{option}: {message}")
 
 
-def _fail(message: str) -> int:
-    print(f"watchkeeper-collector: {message}", file=sys.stderr)
-    return EXIT_USAGE
-
-
-def _in_store(settings: Settings, work: Callable[[Connection], Any]) -> Any:
-    engine = create_db_engine(settings)
-    try:
-        migrate(engine)
-        with write_transaction(engine) as conn:
-            return work(conn)
-    finally:
-        engine.dispose()
 
 
 def _actor(given: str | None) -> str:
@@ -142,16 +128,16 @@ def _add(args: argparse.Namespace, settings: Settings) -> int:
         ends_at = _when("--end", args.end, zone)
         until = None if args.until is None else _when("--until", args.until, zone,
                                                       end_of_day=True)
-        window_id = _in_store(settings, lambda conn: service.create_window(
+        window_id = in_store(settings, lambda conn: service.create_window(
             conn, customer=args.customer, host=args.host, check=args.check,
             starts_at=starts_at, ends_at=ends_at,
             recurrence=EVERY[args.every] if args.every else ONCE, timezone=timezone,
             until=until, reason=args.reason, created_by=_actor(args.by), now=now,
             known_customers=settings.customers.keys()))
     except service.WindowError as exc:
-        return _fail(f"{OPTIONS.get(exc.field, exc.field)}: {exc.message}")
+        return fail(f"{OPTIONS.get(exc.field, exc.field)}: {exc.message}")
     except (_BadArgument, ConfigError) as exc:
-        return _fail(str(exc))
+        return fail(str(exc))
     print(f"added maintenance window {window_id}", file=sys.stderr)
     print(window_id)
     return 0
@@ -170,9 +156,9 @@ def _list(args: argparse.Namespace, settings: Settings) -> int:
                                     active_at=now if args.active else None)
 
     try:
-        windows: list[service.Window] = _in_store(settings, work)
+        windows: list[service.Window] = in_store(settings, work)
     except _BadArgument as exc:
-        return _fail(str(exc))
+        return fail(str(exc))
     for w in windows:
         print("\t".join((str(w.id), w.customer, w.host or "*", w.check or "*",
                          _schedule(w), _state(w, now), w.reason)))
@@ -205,12 +191,12 @@ def _delete(args: argparse.Namespace, settings: Settings) -> int:
     try:
         window_id = int(args.id)
     except ValueError:
-        return _fail(f"ID: a maintenance window id is a number, got {args.id!r}")
+        return fail(f"ID: a maintenance window id is a number, got {args.id!r}")
     try:
-        window: service.Window = _in_store(settings, lambda conn: service.delete_window(
+        window: service.Window = in_store(settings, lambda conn: service.delete_window(
             conn, window_id, actor=_actor(args.by), now=time.time()))
     except CollectorError as exc:
-        return _fail(f"ID: {exc.detail}")
+        return fail(f"ID: {exc.detail}")
     print(f"deleted maintenance window {window_id} ({window.customer}: {window.reason})",
           file=sys.stderr)
     return 0

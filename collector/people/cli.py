@@ -14,17 +14,13 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import Connection
-
 from checks.config import ConfigError, parse_duration
-from collector.db import create_db_engine, migrate, write_transaction
+from collector.commands import fail, in_store
 from collector.errors import CollectorError
 from collector.people import service
 from collector.people.models import ROLES
 from collector.settings import Settings
 from collector.timefmt import iso, iso_or_none
-
-EXIT_USAGE = 2
 
 
 def add_commands(sub: Any) -> None:
@@ -73,19 +69,6 @@ def _common(parser: argparse.ArgumentParser, handler: Callable[..., int]) -> Non
     parser.set_defaults(handler=handler)
 
 
-def _fail(message: str) -> int:
-    print(f"watchkeeper-collector: {message}", file=sys.stderr)
-    return EXIT_USAGE
-
-
-def _in_store(settings: Settings, work: Callable[[Connection], Any]) -> Any:
-    engine = create_db_engine(settings)
-    try:
-        migrate(engine)
-        with write_transaction(engine) as conn:
-            return work(conn)
-    finally:
-        engine.dispose()
 
 
 def _read_password() -> str:
@@ -100,11 +83,11 @@ def _user_add(args: argparse.Namespace, settings: Settings) -> int:
         password = _read_password() if args.password_stdin else None
         if password is not None:
             service.hash_password(password)  # refuse a bad password before touching the store
-        _in_store(settings, lambda conn: service.create_user(
+        in_store(settings, lambda conn: service.create_user(
             conn, name=args.name, role=args.role, customer=args.customer, email=args.email,
             password=password, known_customers=settings.customers.keys(), now=time.time()))
     except CollectorError as exc:
-        return _fail(_argument(exc.detail))
+        return fail(_argument(exc.detail))
     print(f"added user {args.name} ({args.role}"
           f"{', customer ' + args.customer if args.customer else ''})", file=sys.stderr)
     return 0
@@ -121,7 +104,7 @@ def _argument(detail: str, user: str = "--user") -> str:
 
 def _user_list(args: argparse.Namespace, settings: Settings) -> int:
     del args
-    for u in _in_store(settings, service.list_users):
+    for u in in_store(settings, service.list_users):
         flags = ["disabled"] if u.disabled else []
         if u.has_password:
             flags.append("password")
@@ -140,9 +123,9 @@ def _user_enable(args: argparse.Namespace, settings: Settings) -> int:
 
 def _set_disabled(name: str, settings: Settings, *, disabled: bool) -> int:
     try:
-        _in_store(settings, lambda conn: service.set_disabled(conn, name, disabled=disabled))
+        in_store(settings, lambda conn: service.set_disabled(conn, name, disabled=disabled))
     except CollectorError as exc:
-        return _fail(_argument(exc.detail, user="NAME"))
+        return fail(_argument(exc.detail, user="NAME"))
     print(f"user {name} {'disabled' if disabled else 'enabled'}", file=sys.stderr)
     return 0
 
@@ -151,9 +134,9 @@ def _user_password(args: argparse.Namespace, settings: Settings) -> int:
     try:
         password = _read_password()
         service.hash_password(password)
-        _in_store(settings, lambda conn: service.set_password(conn, args.name, password))
+        in_store(settings, lambda conn: service.set_password(conn, args.name, password))
     except CollectorError as exc:
-        return _fail(_argument(exc.detail, user="NAME"))
+        return fail(_argument(exc.detail, user="NAME"))
     print(f"password of {args.name} set", file=sys.stderr)
     return 0
 
@@ -165,15 +148,15 @@ def _token_create(args: argparse.Namespace, settings: Settings) -> int:
         try:
             lifetime = parse_duration(args.expires, "--expires")
         except ConfigError as exc:
-            return _fail(str(exc))
+            return fail(str(exc))
         if lifetime <= 0:
-            return _fail("--expires: must be a positive duration such as \"90d\"")
+            return fail("--expires: must be a positive duration such as \"90d\"")
         expires_at = now + lifetime
     try:
-        token_id, token = _in_store(settings, lambda conn: service.create_token(
+        token_id, token = in_store(settings, lambda conn: service.create_token(
             conn, user=args.user, name=args.name, expires_at=expires_at, now=now))
     except CollectorError as exc:
-        return _fail(_argument(exc.detail))
+        return fail(_argument(exc.detail))
     print(token)
     sys.stdout.flush()
     until = f", valid until {iso(expires_at)}" if expires_at is not None else ""
@@ -184,9 +167,9 @@ def _token_create(args: argparse.Namespace, settings: Settings) -> int:
 
 def _token_list(args: argparse.Namespace, settings: Settings) -> int:
     try:
-        tokens = _in_store(settings, lambda conn: service.list_tokens(conn, user=args.user))
+        tokens = in_store(settings, lambda conn: service.list_tokens(conn, user=args.user))
     except CollectorError as exc:
-        return _fail(_argument(exc.detail))
+        return fail(_argument(exc.detail))
     for t in tokens:
         print(f"{t.id}\t{t.user}\t{t.name}\tcreated {iso(t.created_at)}\t"
               f"expires {iso_or_none(t.expires_at) or 'never'}\t"
@@ -198,10 +181,10 @@ def _token_revoke(args: argparse.Namespace, settings: Settings) -> int:
     try:
         token_id = int(args.id)
     except ValueError:
-        return _fail(f"ID: a token id is a number, got {args.id!r}")
+        return fail(f"ID: a token id is a number, got {args.id!r}")
     try:
-        _in_store(settings, lambda conn: service.revoke_token(conn, token_id))
+        in_store(settings, lambda conn: service.revoke_token(conn, token_id))
     except CollectorError as exc:
-        return _fail(_argument(exc.detail))
+        return fail(_argument(exc.detail))
     print(f"token {token_id} revoked", file=sys.stderr)
     return 0
