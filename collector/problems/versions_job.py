@@ -13,12 +13,13 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from sqlalchemy import Connection, Table, and_, case, func, select, true, update
+from sqlalchemy import Connection, Table, and_, select, update
 
 from checks.result import Status
 from collector.db import upsert_insert
 from collector.hosts.models import Host
-from collector.state.models import HISTORY_LENGTH, SILENCE_CHECK, CheckState, StatusChange
+from collector.state.models import SILENCE_CHECK, CheckState, StatusChange
+from collector.state.service import DIGITS, folded_values
 from collector.tickets.policy import AGENT_VERSION_CHECK_TYPE
 from collector.tickets.versions import VersionWindow, version_supported
 
@@ -27,7 +28,6 @@ VERSION_TARGET = "agent_version"
 STATES = cast(Table, CheckState.__table__)
 CHANGES = cast(Table, StatusChange.__table__)
 HOSTS = cast(Table, Host.__table__)
-_DIGITS = ("0", "1", "2", "3")
 
 
 def check_agent_versions(conn: Connection, *, window: VersionWindow, now: float) -> list[str]:
@@ -56,15 +56,6 @@ def check_agent_versions(conn: Connection, *, window: VersionWindow, now: float)
     return changed
 
 
-def _folded(status: Status) -> dict[str, Any]:
-    """The problem-rule columns of an UPDATE that folds one more ``status`` into a row."""
-    history = STATES.c.history
-    kept = case((func.length(history) >= HISTORY_LENGTH, func.substr(history, 2)),
-                else_=history)
-    return {"results_count": STATES.c.results_count + 1,
-            "history": kept + _DIGITS[status], "dirty": true()}
-
-
 def _write(conn: Connection, *, host_id: int, status: Status, summary: str, version: str,
            now: float, previous: int | None) -> None:
     values: dict[str, Any] = {
@@ -74,14 +65,14 @@ def _write(conn: Connection, *, host_id: int, status: Status, summary: str, vers
     if previous is None:
         conn.execute(upsert_insert(conn, STATES).values(
             host_id=host_id, check=VERSION_CHECK, target=VERSION_TARGET, previous_status=None,
-            results_count=1, history=_DIGITS[status], dirty=True, **values,
+            results_count=1, history=DIGITS[status], dirty=True, **values,
         ).on_conflict_do_nothing(index_elements=[STATES.c.host_id, STATES.c.check,
                                                  STATES.c.target]))
     else:
         conn.execute(update(STATES).where(
             STATES.c.host_id == host_id, STATES.c.check == VERSION_CHECK,
             STATES.c.target == VERSION_TARGET,
-        ).values(previous_status=STATES.c.status, **values, **_folded(status)))
+        ).values(previous_status=STATES.c.status, **values, **folded_values(status)))
     conn.execute(CHANGES.insert().values(
         host_id=host_id, check=VERSION_CHECK, target=VERSION_TARGET, from_status=previous,
         to_status=int(status), at=now, summary=summary))

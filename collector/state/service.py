@@ -49,7 +49,8 @@ _BY_HOST_THEN_AGE = itemgetter(_HOST, _PRODUCED, _SEQ)
 _Known = tuple[int, float, float, int | None, int, str, bool]
 """A state as apply_results tracks it: status, last_result_at, last_change_at,
 previous_status, results_count, history, dirty."""
-_DIGITS = ("0", "1", "2", "3")
+DIGITS = ("0", "1", "2", "3")
+"""A status as one digit of ``check_states.history``."""
 
 _STATE_COLUMNS = ("host_id", "check", "target", "type", "status", "summary", "metrics", "details",
                   "last_result_at", "last_change_at", "previous_status", "results_count",
@@ -102,7 +103,7 @@ def apply_results(
         if known is not None and produced_at < known[1]:
             continue
         count, history, dirty = (0, "", False) if known is None else known[4:]
-        history = (history + _DIGITS[status])[-HISTORY_LENGTH:]
+        history = (history + DIGITS[status])[-HISTORY_LENGTH:]
         # The engine's work: any non-OK status it has not yet seen go (it clears the flag).
         dirty = dirty or history.strip("0") != ""
         if known is None or known[0] != status:
@@ -138,13 +139,13 @@ def _silence_key(host_id: int) -> Any:
     )
 
 
-def _folded(status: Status) -> dict[str, Any]:
+def folded_values(status: Status) -> dict[str, Any]:
     """The problem-rule columns of an UPDATE that folds one more ``status`` into a row."""
     history = STATES.c.history
     kept = case((func.length(history) >= HISTORY_LENGTH, func.substr(history, 2)),
                 else_=history)
     return {"results_count": STATES.c.results_count + 1,
-            "history": kept + _DIGITS[status], "dirty": true()}
+            "history": kept + DIGITS[status], "dirty": true()}
 
 
 def _end_silence(conn: Connection, host_id: int, now: float) -> list[tuple[Any, ...]]:
@@ -154,7 +155,7 @@ def _end_silence(conn: Connection, host_id: int, now: float) -> list[tuple[Any, 
         .where(_silence_key(host_id), STATES.c.status != int(Status.OK))
         .values(status=int(Status.OK), previous_status=STATES.c.status, summary=summary,
                 last_result_at=now, last_change_at=now, details={},
-                **_folded(Status.OK))
+                **folded_values(Status.OK))
         .returning(STATES.c.previous_status)
     ).first()
     if ended is None:
@@ -241,7 +242,7 @@ def _start_silence(conn: Connection, row: Any, settings: SilenceSettings, now: f
     inserted = conn.execute(
         upsert_insert(conn, STATES)
         .values(host_id=host_id, check=SILENCE_CHECK, target=SILENCE_TARGET,
-                previous_status=None, results_count=1, history=_DIGITS[Status.CRITICAL],
+                previous_status=None, results_count=1, history=DIGITS[Status.CRITICAL],
                 dirty=True, **values)
         .on_conflict_do_nothing(index_elements=[STATES.c.host_id, STATES.c.check,
                                                 STATES.c.target])
@@ -252,7 +253,7 @@ def _start_silence(conn: Connection, row: Any, settings: SilenceSettings, now: f
         updated = conn.execute(
             update(STATES)
             .where(_silence_key(host_id), STATES.c.status != int(Status.CRITICAL))
-            .values(previous_status=STATES.c.status, **values, **_folded(Status.CRITICAL))
+            .values(previous_status=STATES.c.status, **values, **folded_values(Status.CRITICAL))
             .returning(STATES.c.previous_status)
         ).first()
         if updated is None:
