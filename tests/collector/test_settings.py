@@ -128,3 +128,16 @@ def test_every_setting_is_described_in_the_collector_reference():
             if not any(form in text for form in (f"`{name}`", f".{name}`", f"`{name}.")):
                 missing.append(f"{section}.{name}")
     assert missing == []
+
+
+def test_the_example_collector_config_is_valid(tmp_path):
+    from collector.policy import build_policy
+
+    example = Path(__file__).resolve().parents[2] / "examples" / "collector.toml"
+    settings = load_settings(example, environ={"WATCHKEEPER_DATABASE_URL": "sqlite://"})
+    policy = build_policy(settings)
+    assert policy.calendar_for("acme").timezone == "Europe/Kyiv"
+    assert settings.notifications.smtp is not None
+    assert settings.notifications.smtp.security == "starttls"
+    (rule,) = policy.priority.rules
+    assert rule.label == "priority.rules[0] (billing database disks)"
