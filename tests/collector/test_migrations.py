@@ -85,3 +85,31 @@ def test_collectors_opening_a_new_sqlite_store_at_once_all_get_wal(tmp_path):
         for engine in engines:
             engine.dispose()
     assert errors == []
+
+
+def test_upgrading_a_store_with_failing_checks_hands_them_to_the_ticket_engine(db_url):
+    # A store from before the ticket engine: its failing states must not wait for a
+    # change of status to be seen, and its OK ones are no work.
+    cfg = alembic_config()
+    cfg.cmd_opts = type("Opts", (), {"x": [f"url={db_url}"]})()
+    command.upgrade(cfg, "0002")
+    engine = create_engine(normalize_database_url(db_url))
+    try:
+        with engine.begin() as conn:
+            conn.exec_driver_sql(
+                "INSERT INTO customers (id, name, created_at) VALUES (1, 'acme', 0)")
+            conn.exec_driver_sql(
+                "INSERT INTO hosts (id, customer_id, fqdn, token_hash, enrolled_at, critical)"
+                " VALUES (1, 1, 'db1', 'x', 0, false)")
+            for check, status in (("disk", 2), ("ntp", 0)):
+                conn.exec_driver_sql(
+                    'INSERT INTO check_states (host_id, "check", target, type, status, summary,'
+                    " metrics, details, last_result_at, last_change_at)"
+                    f" VALUES (1, '{check}', '', '{check}', {status}, '', '[]', '{{}}', 0, 0)")
+        command.upgrade(cfg, "head")
+        with engine.connect() as conn:
+            rows = dict(conn.exec_driver_sql(
+                'SELECT "check", dirty FROM check_states').fetchall())
+        assert rows == {"disk": True, "ntp": False}
+    finally:
+        engine.dispose()
