@@ -21,7 +21,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, select, text, update
+from sqlalchemy import Connection, Engine, func, select, text
 
 from checks.result import Status
 from collector.db import ENGINE_LOCK_ID, is_postgres, write_transaction
@@ -31,10 +31,14 @@ from collector.problems.keys import HOST_SILENCE_CHECK, SITE_HOST, ProblemKey
 from collector.problems.records import (
     HOSTS,
     STATES,
-    load_record,
+    clear_dirty,
+    has_pending_records,
+    live_ticket_rows,
+    load_records,
     load_subject,
     pending_records,
     save_record,
+    save_records,
     state_columns,
     state_join,
     subject_from_row,
@@ -42,20 +46,23 @@ from collector.problems.records import (
 from collector.problems.service import (
     Context,
     EngineReport,
+    Record,
+    Subject,
     handle_events,
     retry_pending,
 )
-from collector.problems.site import load_site_subject, settle_mass_silence
+from collector.problems.site import load_site_subject, mass_silence_due, settle_mass_silence
 from collector.problems.states import ProblemEvent, advance
-from collector.problems.versions_job import check_agent_versions
+from collector.problems.versions_job import check_agent_versions, version_changes
 from collector.settings import Settings
 from collector.tickets import service as tickets
 from collector.tickets.models import Ticket
 
 log = logging.getLogger(__name__)
 
-CHUNK = 100
-"""Hosts whose dirty check states are folded per transaction (ingest waits at most that)."""
+CHUNK = 50
+"""Dirty check states folded per write transaction (a host's are never split): each holds
+the store's write lock for a few milliseconds, so ingest's commits wait at most that."""
 
 
 @contextmanager
@@ -69,7 +76,11 @@ def engine_transaction(engine: Engine) -> Iterator[Connection]:
 
 def run_once(*, engine: Engine, policy: Policy, settings: Settings, now: float,
              chunk: int = CHUNK) -> EngineReport:
-    """One engine pass at ``now``; returns what it did."""
+    """One engine pass at ``now``; returns what it did.
+
+    Each step first reads (without the write lock) whether it has anything to do, and
+    takes no write transaction when it has not: a quiet pass writes nothing.
+    """
     report = EngineReport()
     verdicts: dict[Any, Any] = {}
 
@@ -77,43 +88,65 @@ def run_once(*, engine: Engine, policy: Policy, settings: Settings, now: float,
         return Context(conn=conn, policy=policy, settings=settings, now=now, report=report,
                        verdicts=verdicts)
 
-    with engine_transaction(engine) as conn:
-        report.versions_changed = check_agent_versions(conn, window=policy.versions, now=now)
-        settle_mass_silence(context(conn))
-    after = -1
-    while True:
+    with engine.connect() as conn:
+        versions = bool(version_changes(conn, window=policy.versions, now=now))
+        silence = mass_silence_due(conn)
+    if versions or silence:
         with engine_transaction(engine) as conn:
-            host_ids = _lock_dirty_hosts(conn, after=after, limit=chunk)
+            report.versions_changed = check_agent_versions(conn, window=policy.versions,
+                                                           now=now)
+            settle_mass_silence(context(conn))
+    with engine.connect() as conn:
+        dirty = _dirty_counts(conn)
+    for host_ids in _chunks(dirty, rows=chunk):
+        with engine_transaction(engine) as conn:
+            _lock_host_ids(conn, host_ids)
+            fold_rows(context(conn), _dirty_rows(conn, host_ids))
+    hold = settings.tickets.recovery_hold
+    with engine.connect() as conn:
+        busy = has_pending_records(conn) or bool(_recovered(conn, before=now - hold))
+    if busy:
+        with engine_transaction(engine) as conn:
             ctx = context(conn)
-            for row in _dirty_rows(conn, host_ids):
-                fold_row(ctx, row)
-        if len(host_ids) < chunk:
-            break
-        after = host_ids[-1]
-    with engine_transaction(engine) as conn:
-        ctx = context(conn)
-        records = pending_records(conn)
-        _lock_hosts(conn, fqdns={r.key.host for r in records})
-        for record in records:
-            _retry(ctx, record)
-        _resolve_recovered(ctx)
+            records = pending_records(conn)
+            _lock_hosts(conn, fqdns={r.key.host for r in records})
+            for record in records:
+                _retry(ctx, record)
+            _resolve_recovered(ctx)
     return report
 
 
-def _lock_dirty_hosts(conn: Connection, *, after: int, limit: int) -> list[int]:
-    """The next hosts with dirty check states, locked as ingest locks them.
+def _dirty_counts(conn: Connection) -> list[tuple[int, int]]:
+    """Every host with dirty check states and how many, in host id order (read only)."""
+    return [(int(h), int(n)) for h, n in conn.execute(
+        select(STATES.c.host_id, func.count()).where(STATES.c.dirty.is_(True))
+        .group_by(STATES.c.host_id).order_by(STATES.c.host_id))]
+
+
+def _chunks(dirty: list[tuple[int, int]], *, rows: int) -> Iterator[list[int]]:
+    """Hosts in id order, grouped so that each group has about ``rows`` dirty states."""
+    group: list[int] = []
+    size = 0
+    for host_id, count in dirty:
+        if group and size + count > rows:
+            yield group
+            group, size = [], 0
+        group.append(host_id)
+        size += count
+    if group:
+        yield group
+
+
+def _lock_host_ids(conn: Connection, host_ids: list[int]) -> None:
+    """Lock these hosts' rows (in id order) as ingest locks them before writing their states.
 
     Ingest and the silence detector lock a host's row (in id order) before they write its
     check states; taking the same locks first, in the same order, keeps the engine from
     ever waiting on them in a cycle (a deadlock) on PostgreSQL.
     """
-    host_ids = [int(h) for h in conn.scalars(
-        select(STATES.c.host_id).where(STATES.c.dirty.is_(True), STATES.c.host_id > after)
-        .group_by(STATES.c.host_id).order_by(STATES.c.host_id).limit(limit))]
     if host_ids and is_postgres(conn):
         conn.execute(select(HOSTS.c.id).where(HOSTS.c.id.in_(host_ids))
                      .order_by(HOSTS.c.id).with_for_update(key_share=True))
-    return host_ids
 
 
 def _lock_hosts(conn: Connection, *, fqdns: set[str]) -> None:
@@ -144,23 +177,43 @@ def rules_for(rules: ProblemRules) -> ProblemRules:
                                                HOST_SILENCE_CHECK: 1})
 
 
-def fold_row(ctx: Context, row: Any) -> None:
-    """Fold one dirty check state's new results into its problem and act on the events.
+def fold_rows(ctx: Context, rows: list[Any]) -> None:
+    """Fold these dirty check states (rows of ``state_columns``) and act on the events.
+
+    Their problem records and live tickets are read in one query each, the records written
+    back in one statement, and the dirty flags cleared in one; a row stays dirty if a
+    result arrived meanwhile (the clearing is conditional on the count seen).
+    """
+    if not rows:
+        return
+    subjects = [subject_from_row(row) for row in rows]
+    records = load_records(ctx.conn, ((s.key, row.type) for s, row in zip(subjects, rows,
+                                                                           strict=True)))
+    ctx.live = live_ticket_rows(ctx.conn, records)
+    rules = rules_for(ctx.policy.problems)
+    for row, subject in zip(rows, subjects, strict=True):
+        fold_row(ctx, row, subject, records[subject.key], rules=rules)
+    ctx.live = None
+    save_records(ctx.conn, list(records.values()), now=ctx.now)
+    clear_dirty(ctx.conn, [(row.host_id, row.check, row.target, row.results_count)
+                           for row in rows])
+
+
+def fold_row(ctx: Context, row: Any, subject: Subject, record: Record, *,
+             rules: ProblemRules) -> None:
+    """Fold one dirty check state's new results into its problem record and act on the events.
 
     The new results are the last ``results_count - folded`` statuses of the row's history
     (at most the whole history: results beyond it are lost to flap detection, not to the
-    current status). They all carry the row's ``last_result_at``. The row stays dirty if a
-    result arrived meanwhile (the UPDATE is conditional on the count seen).
+    current status). They all carry the row's ``last_result_at``. The caller saves the
+    record and clears the row's dirty flag.
     """
-    subject = subject_from_row(row)
-    record = load_record(ctx.conn, subject.key, check_type=row.type)
     fresh = row.results_count - record.folded
     if fresh < 0:  # the check state was recreated: count from its start
         fresh = row.results_count
     history = row.history or ""
     digits = history[len(history) - min(fresh, len(history)):] if fresh > 0 else ""
     at = datetime.fromtimestamp(row.last_result_at, UTC)
-    rules = rules_for(ctx.policy.problems)
     events: list[ProblemEvent] = []
     state = record.state
     for digit in digits:
@@ -173,11 +226,6 @@ def fold_row(ctx: Context, row: Any) -> None:
     record.check_type = row.type
     ctx.report.results += len(digits)
     handle_events(ctx, record, subject, events)
-    save_record(ctx.conn, record, now=ctx.now)
-    ctx.conn.execute(update(STATES).where(
-        STATES.c.host_id == row.host_id, STATES.c.check == row.check,
-        STATES.c.target == row.target, STATES.c.results_count == row.results_count,
-    ).values(dirty=False))
 
 
 def _retry(ctx: Context, record: Any) -> None:
@@ -193,13 +241,16 @@ def _retry(ctx: Context, record: Any) -> None:
     save_record(ctx.conn, record, now=ctx.now)
 
 
+def _recovered(conn: Connection, *, before: float) -> list[int]:
+    """Live tickets nobody worked on that recovered at or before ``before``."""
+    return [int(t) for t in conn.scalars(
+        select(Ticket.id).where(Ticket.live_key.is_not(None), Ticket.recovered_at.is_not(None),
+                                Ticket.worked.is_(False), Ticket.recovered_at <= before)
+        .order_by(Ticket.id))]
+
+
 def _resolve_recovered(ctx: Context) -> None:
     hold = ctx.settings.tickets.recovery_hold
-    rows = ctx.conn.execute(
-        select(Ticket.id).where(Ticket.live_key.is_not(None), Ticket.recovered_at.is_not(None),
-                                Ticket.worked.is_(False), Ticket.recovered_at <= ctx.now - hold)
-        .order_by(Ticket.id)
-    ).all()
-    for (ticket_id,) in rows:
+    for ticket_id in _recovered(ctx.conn, before=ctx.now - hold):
         if tickets.resolve_recovered(ctx.conn, ticket_id, now=ctx.now, hold=hold):
             ctx.report.resolved.append(ticket_id)

@@ -2,23 +2,27 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterable, Sequence
 from typing import Any, cast
 
-from sqlalchemy import Connection, Table, and_, select
+from sqlalchemy import Connection, RowMapping, Table, and_, select
 
-from collector.db import upsert_insert
+from collector.db import BulkStatement, in_list, is_postgres, upsert_insert
 from collector.hosts.models import Customer, Host
 from collector.problems.keys import ProblemKey
 from collector.problems.models import EngineState, ProblemRecord
 from collector.problems.service import Record, Subject
 from collector.problems.states import ProblemState, new_state
 from collector.state.models import CheckState
+from collector.tickets.models import Ticket
 
 RECORDS = cast(Table, ProblemRecord.__table__)
 ENGINE_STATES = cast(Table, EngineState.__table__)
 STATES = cast(Table, CheckState.__table__)
 HOSTS = cast(Table, Host.__table__)
 CUSTOMERS = cast(Table, Customer.__table__)
+TICKETS = cast(Table, Ticket.__table__)
 
 
 def _key_clause(key: ProblemKey) -> Any:
@@ -63,6 +67,82 @@ def save_record(conn: Connection, record: Record, *, now: float) -> None:
         index_elements=[RECORDS.c.customer, RECORDS.c.host, RECORDS.c.check,
                         RECORDS.c.target],
         set_=values))
+
+
+_RECORD_COLUMNS = ("customer", "host", "check", "target", "check_type", "state", "folded",
+                   "ticket_id", "pending_since", "pending_reason", "reported", "updated_at")
+
+
+def _build_record_upsert(conn: Connection) -> Any:
+    stmt = upsert_insert(conn, RECORDS)
+    return stmt.on_conflict_do_update(
+        index_elements=[RECORDS.c.customer, RECORDS.c.host, RECORDS.c.check, RECORDS.c.target],
+        set_={name: stmt.excluded[name] for name in _RECORD_COLUMNS[4:]})
+
+
+RECORD_UPSERT = BulkStatement(_build_record_upsert, _RECORD_COLUMNS)
+
+
+def load_records(conn: Connection,
+                 keys: Iterable[tuple[ProblemKey, str]]) -> dict[ProblemKey, Record]:
+    """The stored records of these (key, check type) pairs in one query; new ones for the rest."""
+    wanted = dict(keys)
+    if not wanted:
+        return {}
+    hosts = sorted({key.host for key in wanted})
+    found: dict[ProblemKey, Record] = {}
+    for row in conn.execute(select(RECORDS).where(RECORDS.c.host.in_(hosts))):
+        key = ProblemKey(row.customer, row.host, row.check, row.target)
+        if key in wanted:
+            found[key] = record_from_row(row)
+    for key, check_type in wanted.items():
+        if key not in found:
+            found[key] = Record(key=key, check_type=check_type, state=new_state(key))
+    return found
+
+
+def save_records(conn: Connection, records: Sequence[Record], *, now: float) -> None:
+    """Insert or update these keys' rows, all in one statement (or a pipelined executemany)."""
+    RECORD_UPSERT.execute(conn, [
+        (r.key.customer, r.key.host, r.key.check, r.key.target, r.check_type,
+         json.dumps(r.state.to_json()), r.folded, r.ticket_id, r.pending_since,
+         r.pending_reason, r.state.reported, now)
+        for r in records])
+
+
+def clear_dirty(conn: Connection, seen: Sequence[tuple[int, str, str, int]]) -> None:
+    """Clear the dirty flag of these check states (host_id, check, target, results_count),
+    each only if no result arrived since (its count is still the one seen)."""
+    if not seen:
+        return
+    marker = in_list(conn, 1)
+    check = conn.dialect.identifier_preparer.quote("check")
+    conn.exec_driver_sql(
+        f"UPDATE check_states SET dirty = {'false' if is_postgres(conn) else '0'}"
+        f" WHERE host_id = {marker} AND {check} = {marker} AND target = {marker}"
+        f" AND results_count = {marker}", list(seen))
+
+
+def live_ticket_rows(conn: Connection,
+                     keys: Iterable[ProblemKey]) -> dict[ProblemKey, RowMapping | None]:
+    """The live tickets' rows of these keys in one query (as ``tickets.ticket_row`` reads
+    them, with the customer's name); None for a key without one."""
+    by_text = {str(key): key for key in keys}
+    found: dict[ProblemKey, RowMapping | None] = dict.fromkeys(by_text.values())
+    if by_text:
+        rows = conn.execute(
+            select(TICKETS, CUSTOMERS.c.name.label("customer"))
+            .join(CUSTOMERS, CUSTOMERS.c.id == TICKETS.c.customer_id)
+            .where(TICKETS.c.live_key.in_(sorted(by_text)))).mappings()
+        for row in rows:
+            found[by_text[row["live_key"]]] = row
+    return found
+
+
+def has_pending_records(conn: Connection) -> bool:
+    """Whether any reported problem is held back without a ticket."""
+    return conn.scalar(select(RECORDS.c.host).where(RECORDS.c.pending_since.is_not(None))
+                       .limit(1)) is not None
 
 
 def pending_records(conn: Connection) -> list[Record]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, RowMapping
 
 from checks.result import Status
 from collector.maintenance.service import covering_window
@@ -88,6 +88,10 @@ class Context:
     report: EngineReport
     # Host-silence keys of customers with silent hosts: this pass's mass-silence verdict.
     verdicts: dict[ProblemKey, HostVerdict] = field(default_factory=dict)
+    # The live tickets' rows of the keys being folded, read in one query (None: no live
+    # ticket). A key's entry is dropped as soon as its ticket is written; absent keys are
+    # looked up in the store.
+    live: dict[ProblemKey, RowMapping | None] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,7 +134,7 @@ def _on_event(ctx: Context, record: Record, subject: Subject, event: ProblemEven
     if kind is EventKind.RECOVERED and record.pending_since is not None:
         clear_pending(ctx, record, subject, why=f"recovered before its ticket opened: "
                       f"{event.reason}")
-    live = tickets.live_ticket(ctx.conn, record.key)
+    live = live_ticket(ctx, record.key)
     if live is None:
         if kind is EventKind.SOFT_FAILURE and event.attempt == 1:
             audit(ctx, subject, ticket_id=None, kind="not_opened",
@@ -141,7 +145,7 @@ def _on_event(ctx: Context, record: Record, subject: Subject, event: ProblemEven
     record.ticket_id = live
     status = int(event.status)
     if kind is EventKind.SOFT_FAILURE:
-        if tickets.ticket_row(ctx.conn, live)["recovered_at"] is not None:
+        if ticket_row(ctx, record.key, live)["recovered_at"] is not None:
             _note(ctx, live, "failing_again", status, f"failing again: {event.reason}",
                   subject)
         return
@@ -155,7 +159,7 @@ def _on_event(ctx: Context, record: Record, subject: Subject, event: ProblemEven
         _note(ctx, live, "improved", status,
               f"{event.reason} (the priority stays: only a person lowers it)", subject)
     elif kind is EventKind.STILL_FAILING:
-        if _update_due(ctx, live):
+        if _update_due(ctx, record.key, live):
             _note(ctx, live, "still_failing", status, event.reason, subject)
     elif kind is EventKind.RECOVERED:
         hold = human_duration(ctx.settings.tickets.recovery_hold)
@@ -169,10 +173,10 @@ def _on_event(ctx: Context, record: Record, subject: Subject, event: ProblemEven
 def _recovered_again(ctx: Context, record: Record, subject: Subject,
                      event: ProblemEvent) -> None:
     """A failure that ended a ticket's recovery was a blip: the recovery starts again."""
-    live = tickets.live_ticket(ctx.conn, record.key)
+    live = live_ticket(ctx, record.key)
     if live is None:
         return
-    row = tickets.ticket_row(ctx.conn, live)
+    row = ticket_row(ctx, record.key, live)
     if row["status"] != Status.OK and row["recovered_at"] is None:
         _note(ctx, live, "recovered", int(Status.OK),
               f"{event.reason}; the recovery hold starts again", subject)
@@ -181,7 +185,7 @@ def _recovered_again(ctx: Context, record: Record, subject: Subject,
 def _audit_flapping(ctx: Context, record: Record, subject: Subject,
                     events: list[ProblemEvent]) -> None:
     """One audit entry per pass for the changes a flapping key did not report."""
-    live = tickets.live_ticket(ctx.conn, record.key)
+    live = live_ticket(ctx, record.key)
     opened = [e for e in events if e.suppressed is EventKind.BECAME_HARD]
     last = events[-1]
     data = {"suppressed": [str(e.suppressed) for e in events], "event": last.to_json()}
@@ -218,10 +222,10 @@ def open_problem(
     record.pending_since = record.pending_reason = None
     priority = decide_priority(ctx, subject, status)
     prefix = f"{late}; " if late else ""
-    live = tickets.live_ticket(ctx.conn, record.key)
+    live = live_ticket(ctx, record.key)
     if live is not None:
         record.ticket_id = live
-        row = tickets.ticket_row(ctx.conn, live)
+        row = ticket_row(ctx, record.key, live)
         if row["recovered_at"] is not None or row["status"] == Status.OK:
             _note(ctx, live, "failing_again", int(status), f"{prefix}failing again: {why}",
                   subject, flapping=True if flapping else None)
@@ -238,6 +242,7 @@ def open_problem(
         ctx.conn, record.key, since=ctx.now - ctx.settings.tickets.reopen_window)
     if recent is not None:
         window = human_duration(ctx.settings.tickets.reopen_window)
+        forget(ctx, record.key)
         tickets.reopen(ctx.conn, recent, actor=SYSTEM_ACTOR,
                        reason=f"{prefix}the problem came back within {window} of its "
                               f"resolution: {why}",
@@ -252,6 +257,7 @@ def open_problem(
                 "metrics": subject.metrics, "status": int(status), "why": f"{prefix}{why}"}
     if event is not None:
         evidence["event"] = event.to_json()
+    forget(ctx, record.key)
     ticket_id = tickets.open_ticket(ctx.conn, new=tickets.NewTicket(
         key=record.key, customer_id=subject.customer_id, host_id=subject.host_id,
         check_type=subject.check_type, subject=subject_line(subject, status),
@@ -366,6 +372,7 @@ def audit(ctx: Context, subject: Subject, *, ticket_id: int | None, kind: str, t
 def _note(ctx: Context, ticket_id: int, kind: str, status: int, text: str, subject: Subject,
           *, flapping: bool | None = None) -> None:
     summary = f" ({subject.summary})" if subject.summary and status else ""
+    forget(ctx, subject.key)
     tickets.note_status(ctx.conn, ticket_id, kind=kind, status=status,
                         text=f"{text}{summary}", now=ctx.now, flapping=flapping)
     ctx.report.notes += 1
@@ -375,14 +382,38 @@ def _raise(ctx: Context, ticket_id: int, subject: Subject, status: Status, why: 
     if Status(status) is Status.OK:
         return
     decision = decide_priority(ctx, subject, status)
+    forget(ctx, subject.key)
     tickets.raise_priority(ctx.conn, ticket_id, priority=decision.priority,
                            reason=f"{why}; {decision.rule}", policy=ctx.policy, now=ctx.now)
 
 
-def _update_due(ctx: Context, ticket_id: int) -> bool:
+def live_ticket(ctx: Context, key: ProblemKey) -> int | None:
+    """The key's active ticket, from the rows read for this chunk when they have it."""
+    if ctx.live is not None and key in ctx.live:
+        row = ctx.live[key]
+        return None if row is None else int(row["id"])
+    return tickets.live_ticket(ctx.conn, key)
+
+
+def ticket_row(ctx: Context, key: ProblemKey, ticket_id: int) -> RowMapping:
+    """A ticket's row (as ``tickets.ticket_row``), from the chunk's rows when it is the
+    key's live ticket and nothing wrote it since."""
+    row = None if ctx.live is None else ctx.live.get(key)
+    if row is not None and int(row["id"]) == ticket_id:
+        return row
+    return tickets.ticket_row(ctx.conn, ticket_id)
+
+
+def forget(ctx: Context, key: ProblemKey) -> None:
+    """The key's ticket is about to be written (or opened): read it from the store again."""
+    if ctx.live is not None:
+        ctx.live.pop(key, None)
+
+
+def _update_due(ctx: Context, key: ProblemKey, ticket_id: int) -> bool:
     """Whether a "still failing" note is due: one update period of the ticket's priority
     since the last one (or since the clock started), counted as the SLA counts it."""
-    row = tickets.ticket_row(ctx.conn, ticket_id)
+    row = ticket_row(ctx, key, ticket_id)
     since = row["last_notice_at"] or row["clock_started_at"]
     due = clocks.due(kind=ClockKind.UPDATE, start=since, priority=str(Priority(row["priority"])),
                      calendar=ctx.policy.calendar_for(row["customer"]), sla=ctx.policy.sla)

@@ -14,7 +14,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import and_, select
+from sqlalchemy import Connection, and_, select
 
 from checks.result import Status
 from collector.problems.keys import HOST_SILENCE_CHECK, HOST_SILENCE_TARGET, ProblemKey
@@ -96,6 +96,15 @@ def settle_mass_silence(ctx: Context) -> None:
             save_engine_state(conn, state_name(name), decision.state.to_json(), now=ctx.now)
         if decision.events:
             _site_events(ctx, name, entry, decision)
+
+
+def mass_silence_due(conn: Connection) -> bool:
+    """Whether a pass has silences to decide: a silent host, or a customer's stored state
+    (read only; when False, ``settle_mass_silence`` would neither write nor decide)."""
+    silent = conn.scalar(select(STATES.c.host_id).where(
+        STATES.c.check == HOST_SILENCE_CHECK, STATES.c.target == HOST_SILENCE_TARGET,
+        STATES.c.status != int(Status.OK)).limit(1))
+    return silent is not None or bool(engine_states(conn, STATE_PREFIX))
 
 
 def site_subject(customer: str, customer_id: int,

@@ -32,6 +32,22 @@ HOSTS = cast(Table, Host.__table__)
 
 def check_agent_versions(conn: Connection, *, window: VersionWindow, now: float) -> list[str]:
     """Write the verdict of every host whose version's verdict changed; return those hosts."""
+    changed = []
+    for host_id, fqdn, version, new, text, status in version_changes(conn, window=window,
+                                                                     now=now):
+        _write(conn, host_id=host_id, status=new, summary=text, version=version, now=now,
+               previous=status)
+        changed.append(fqdn)
+    return changed
+
+
+VersionChange = tuple[int, str, str, Status, str, int | None]
+"""A host whose verdict changed: host id, fqdn, version, new status, summary, old status."""
+
+
+def version_changes(conn: Connection, *, window: VersionWindow,
+                    now: float) -> list[VersionChange]:
+    """The hosts whose version's verdict changed (read only: nothing is written)."""
     at = datetime.fromtimestamp(now, UTC)
     rows = conn.execute(
         select(HOSTS.c.id, HOSTS.c.fqdn, HOSTS.c.agent_version, STATES.c.status)
@@ -41,19 +57,17 @@ def check_agent_versions(conn: Connection, *, window: VersionWindow, now: float)
         .where(HOSTS.c.agent_version.is_not(None))
         .order_by(HOSTS.c.id)
     ).all()
-    changed = []
+    changes: list[VersionChange] = []
     for host_id, fqdn, version, status in rows:
         verdict = version_supported(version=version, window=window, now=at)
         new = Status.OK if verdict.supported else Status.WARNING
-        text = f"agent {version}: {verdict.reason}"
         if status is None and new is Status.OK:
             continue  # nothing to say about a supported version
         if status is not None and Status(status) is new:
             continue
-        _write(conn, host_id=host_id, status=new, summary=text, version=version, now=now,
-               previous=None if status is None else int(status))
-        changed.append(fqdn)
-    return changed
+        changes.append((host_id, fqdn, version, new, f"agent {version}: {verdict.reason}",
+                        None if status is None else int(status)))
+    return changes
 
 
 def _write(conn: Connection, *, host_id: int, status: Status, summary: str, version: str,
