@@ -47,12 +47,13 @@ from collector.problems.service import (
     Context,
     EngineReport,
     Record,
+    StillFailingRun,
     Subject,
     handle_events,
     retry_pending,
 )
 from collector.problems.site import load_site_subject, mass_silence_due, settle_mass_silence
-from collector.problems.states import ProblemEvent, advance
+from collector.problems.states import EventKind, ProblemEvent, ProblemState, Step, advance
 from collector.problems.versions_job import check_agent_versions, version_changes
 from collector.settings import Settings
 from collector.tickets import service as tickets
@@ -214,18 +215,43 @@ def fold_row(ctx: Context, row: Any, subject: Subject, record: Record, *,
     history = row.history or ""
     digits = history[len(history) - min(fresh, len(history)):] if fresh > 0 else ""
     at = datetime.fromtimestamp(row.last_result_at, UTC)
-    events: list[ProblemEvent] = []
+    events: list[ProblemEvent | StillFailingRun] = []
     state = record.state
-    for digit in digits:
-        step = advance(state=state, status=Status(int(digit)), at=at, rules=rules,
-                       check_type=row.type)
-        state = step.state
+    i = 0
+    while i < len(digits):
+        status = Status(int(digits[i]))
+        step = advance(state=state, status=status, at=at, rules=rules, check_type=row.type)
         events.extend(step.events)
+        same = i + 1
+        while same < len(digits) and digits[same] == digits[i]:
+            same += 1
+        if same - i > 1 and _still_failing(state, step, at):
+            # The same status again changes nothing but the attempt: fold the rest of
+            # the run at once (its events are made only if the ticket's update is due).
+            run = same - i - 1
+            events.append(StillFailingRun(after=step.state, status=status, at=at,
+                                          rules=rules, check_type=row.type, count=run))
+            state = replace(step.state, attempt=step.state.attempt + run)
+            i = same
+        else:
+            state = step.state
+            i += 1
     record.state = state
     record.folded = row.results_count
     record.check_type = row.type
     ctx.report.results += len(digits)
     handle_events(ctx, record, subject, events)
+
+
+def _still_failing(before: ProblemState, step: Step, at: datetime) -> bool:
+    """Whether ``step`` only counted one more result of a hard, steady, non-flapping problem.
+
+    Then the same status again gives the same step with the attempt one higher (the
+    history, its percent state change and every other field stay as they are).
+    """
+    return (len(step.events) == 1 and step.events[0].kind is EventKind.STILL_FAILING
+            and not step.state.flapping
+            and step.state == replace(before, attempt=before.attempt + 1, last_result_at=at))
 
 
 def _retry(ctx: Context, record: Any) -> None:

@@ -8,7 +8,9 @@ engine's write transaction; ``collector.problems.engine`` drives them.
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, RowMapping
@@ -16,9 +18,10 @@ from sqlalchemy import Connection, RowMapping
 from checks.result import Status
 from collector.maintenance.service import covering_window
 from collector.policy import Policy
+from collector.problems.config import ProblemRules
 from collector.problems.keys import HOST_SILENCE_CHECK, HOST_SILENCE_TARGET, ProblemKey
 from collector.problems.mass_silence import HostVerdict, SilenceVerdict
-from collector.problems.states import EventKind, ProblemEvent, ProblemState
+from collector.problems.states import EventKind, ProblemEvent, ProblemState, advance
 from collector.settings import Settings
 from collector.sla.clock import ClockKind
 from collector.tickets import clocks
@@ -92,6 +95,8 @@ class Context:
     # ticket). A key's entry is dropped as soon as its ticket is written; absent keys are
     # looked up in the store.
     live: dict[ProblemKey, RowMapping | None] | None = None
+    # Tickets whose "still failing" update was found not due (until one is written).
+    not_due: set[int] = field(default_factory=set)
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,14 +109,43 @@ class Hold:
     data: dict[str, Any]
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StillFailingRun:
+    """``count`` more results of one status on a hard problem that neither changes nor flaps.
+
+    Each of them is a STILL_FAILING event that differs from the one before only in its
+    attempt; acting on one only matters when the ticket's update is due, so the events
+    are made (by ``advance`` itself) only then.
+    """
+
+    after: ProblemState  # the state the run starts from
+    status: Status
+    at: datetime
+    rules: ProblemRules
+    check_type: str
+    count: int
+
+    def events(self) -> Iterator[ProblemEvent]:
+        """The run's events, in order, exactly as ``advance`` gives them one by one."""
+        state = self.after
+        for _ in range(self.count):
+            step = advance(state=state, status=self.status, at=self.at, rules=self.rules,
+                           check_type=self.check_type)
+            state = step.state
+            yield from step.events
+
+
 # ---------------------------------------------------------------------------- events
 
 
 def handle_events(ctx: Context, record: Record, subject: Subject,
-                  events: list[ProblemEvent]) -> None:
+                  events: Sequence[ProblemEvent | StillFailingRun]) -> None:
     """Act on the events one key's new results caused, in order."""
     suppressed: list[ProblemEvent] = []
     for event in events:
+        if isinstance(event, StillFailingRun):
+            _on_run(ctx, record, subject, event)
+            continue
         ctx.report.events += 1
         if event.kind is EventKind.STILL_FLAPPING:
             if event.suppressed is not None:
@@ -168,6 +202,19 @@ def _on_event(ctx: Context, record: Record, subject: Subject, event: ProblemEven
               f"worked on it", subject)
     elif kind is EventKind.FLAPPING_STOPPED:
         _note(ctx, live, "flapping_stopped", status, event.reason, subject, flapping=False)
+
+
+def _on_run(ctx: Context, record: Record, subject: Subject, run: StillFailingRun) -> None:
+    """As ``_on_event`` for each STILL_FAILING event of the run: only a due update acts."""
+    live = live_ticket(ctx, record.key)
+    if live is not None:
+        record.ticket_id = live
+        if _update_due(ctx, record.key, live):
+            for event in run.events():
+                ctx.report.events += 1
+                _on_event(ctx, record, subject, event)
+            return
+    ctx.report.events += run.count
 
 
 def _recovered_again(ctx: Context, record: Record, subject: Subject,
@@ -406,15 +453,24 @@ def ticket_row(ctx: Context, key: ProblemKey, ticket_id: int) -> RowMapping:
 
 def forget(ctx: Context, key: ProblemKey) -> None:
     """The key's ticket is about to be written (or opened): read it from the store again."""
+    ctx.not_due.clear()
     if ctx.live is not None:
         ctx.live.pop(key, None)
 
 
 def _update_due(ctx: Context, key: ProblemKey, ticket_id: int) -> bool:
     """Whether a "still failing" note is due: one update period of the ticket's priority
-    since the last one (or since the clock started), counted as the SLA counts it."""
+    since the last one (or since the clock started), counted as the SLA counts it.
+
+    The answer holds until the ticket is written: a ticket found not due is not read again.
+    """
+    if ticket_id in ctx.not_due:
+        return False
     row = ticket_row(ctx, key, ticket_id)
     since = row["last_notice_at"] or row["clock_started_at"]
     due = clocks.due(kind=ClockKind.UPDATE, start=since, priority=str(Priority(row["priority"])),
                      calendar=ctx.policy.calendar_for(row["customer"]), sla=ctx.policy.sla)
-    return ctx.now >= due
+    if ctx.now >= due:
+        return True
+    ctx.not_due.add(ticket_id)
+    return False
