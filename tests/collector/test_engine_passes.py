@@ -41,7 +41,8 @@ def _burst(world: World, results: int, status: int = CRITICAL) -> None:
         world.now += 5
 
 
-def test_a_burst_of_the_same_failure_counts_every_result_and_notes_once_when_due(world):
+def test_a_burst_of_one_failure_counts_every_result_and_notes_once_when_due(
+        world: World) -> None:
     ticket_id = _open_disk_ticket(world)  # P2: an update every two hours; 2 results so far
     _burst(world, 20)
     world.run()  # not yet due: the twenty results are counted, nothing is noted
@@ -63,7 +64,7 @@ def test_a_burst_of_the_same_failure_counts_every_result_and_notes_once_when_due
     assert second["at"] - first["at"] >= 7200
 
 
-def test_a_burst_that_ends_in_recovery_notes_the_recovery(world):
+def test_a_burst_that_ends_in_recovery_notes_the_recovery(world: World) -> None:
     ticket_id = _open_disk_ticket(world)
     _burst(world, 10)
     _burst(world, 1, OK)
@@ -74,7 +75,7 @@ def test_a_burst_that_ends_in_recovery_notes_the_recovery(world):
     assert "OK again after 12 non-OK results" in recovered["text"]
 
 
-def test_a_worse_status_in_a_burst_raises_the_priority(world):
+def test_a_worse_status_in_a_burst_raises_the_priority(world: World) -> None:
     world.host(DB)
     for _ in range(2):
         world.push(DB, "disk", "/var", WARNING)
@@ -91,7 +92,7 @@ def test_a_worse_status_in_a_burst_raises_the_priority(world):
     assert "WARNING -> CRITICAL" in worse["text"]
 
 
-def test_a_quiet_pass_never_waits_for_the_store(world):
+def test_a_quiet_pass_never_waits_for_the_store(world: World) -> None:
     # Ingest (or another collector's engine) holds the store: a pass with nothing to do
     # reads, finds nothing, and neither waits for the write lock nor takes it.
     _open_disk_ticket(world)
@@ -110,7 +111,7 @@ def test_a_quiet_pass_never_waits_for_the_store(world):
     thread.join(5)
 
 
-def test_many_hosts_are_folded_a_few_check_states_at_a_time(world):
+def test_many_hosts_are_folded_a_few_check_states_at_a_time(world: World) -> None:
     hosts = [f"app{i}.example.net" for i in range(4)]
     for fqdn in hosts:
         world.host(fqdn)
