@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.benchmarks import bench_agent_footprint, bench_ingest
+from tests.benchmarks import bench_agent_footprint, bench_engine, bench_ingest
 
 pytestmark = pytest.mark.benchmark
 
@@ -31,3 +31,12 @@ def test_footprint_harness_reads_the_running_agent() -> None:
         assert 5 < figures["rss_mb"] < 500  # type: ignore[index]
         assert figures["cpu_pct_of_one_core"] >= 0  # type: ignore[index]
         assert any(s.startswith("disk: ") for s in figures["statuses"])  # type: ignore[index]
+
+
+def test_engine_harness_measures_steady_and_quiet_passes() -> None:
+    report = bench_engine.main(["--hosts", "4", "--checks", "5", "--passes", "2"])
+    assert report["failing_rows"] == 4
+    for figures in report["steady"]:  # type: ignore[attr-defined]
+        assert figures["results"] == 4 and figures["transactions"] >= 1
+        assert 0 < figures["lock_ms"] <= figures["wall_ms"]
+    assert report["quiet"]["transactions"] == 0  # type: ignore[index]
