@@ -14,7 +14,7 @@ of the thread running it (the collector runs the engine in a worker thread of it
 process), the time it holds the store's write lock (all its write transactions together,
 and the longest one: what an ingest commit can wait for) and its SQL statements. Then a
 quiet pass (no new result, nothing due) must take no write transaction at all.
-Targets: median write-lock time of a steady pass < 50 ms, longest write transaction
+Targets: median write-lock time of a steady pass < 100 ms, longest write transaction
 < 20 ms, no write transaction in a quiet pass. Prints a table and one JSON line.
 """
 
@@ -45,7 +45,7 @@ from collector.settings import Settings  # noqa: E402
 from collector.state.service import apply_results  # noqa: E402
 from tests.benchmarks.report import exit_code, finish  # noqa: E402
 
-TARGET_LOCK_MS = 50.0
+TARGET_LOCK_MS = 100.0
 TARGET_LONGEST_MS = 20.0
 
 
