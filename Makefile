@@ -23,7 +23,8 @@ lint: $(STAMP_TEST)
 bench: $(STAMP_TEST)
 	$(PY) tests/benchmarks/bench_ingest.py; i=$$?; \
 	$(PY) tests/benchmarks/bench_agent_footprint.py; f=$$?; \
-	exit $$((i | f))
+	$(PY) tests/benchmarks/bench_engine.py; e=$$?; \
+	exit $$((i | f | e))
 
 $(VENV)/bin/python:
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
