@@ -28,6 +28,7 @@ from checks.result import Status
 from collector.db import ENGINE_LOCK_ID, is_postgres, write_transaction
 from collector.policy import Policy
 from collector.problems.config import ProblemRules
+from collector.problems.context import Context, EngineReport, Record, StillFailingRun, Subject
 from collector.problems.keys import HOST_SILENCE_CHECK, SITE_HOST, ProblemKey
 from collector.problems.records import (
     HOSTS,
@@ -44,15 +45,7 @@ from collector.problems.records import (
     state_join,
     subject_from_row,
 )
-from collector.problems.service import (
-    Context,
-    EngineReport,
-    Record,
-    StillFailingRun,
-    Subject,
-    handle_events,
-    retry_pending,
-)
+from collector.problems.service import handle_events, retry_pending
 from collector.problems.site import load_site_subject, mass_silence_due, settle_mass_silence
 from collector.problems.states import EventKind, ProblemEvent, ProblemState, Step, advance
 from collector.problems.versions_job import check_agent_versions, version_changes

@@ -10,9 +10,9 @@ from sqlalchemy import Connection, RowMapping, Table, and_, select
 
 from collector.db import BulkStatement, in_list, is_postgres, upsert_insert
 from collector.hosts.models import Customer, Host
+from collector.problems.context import Record, Subject
 from collector.problems.keys import ProblemKey
 from collector.problems.models import EngineState, ProblemRecord
-from collector.problems.service import Record, Subject
 from collector.problems.states import ProblemState, new_state
 from collector.state.models import CheckState
 from collector.tickets.models import Ticket

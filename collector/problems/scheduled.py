@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import logging
 
+from collector.problems.context import EngineReport
 from collector.problems.engine import run_once
-from collector.problems.service import EngineReport
 from collector.runtime import Runtime
 from collector.scheduling import run_every
 

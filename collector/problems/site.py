@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import Connection, and_, select
 
 from checks.result import Status
+from collector.problems.context import Context, Subject
 from collector.problems.keys import HOST_SILENCE_CHECK, HOST_SILENCE_TARGET, ProblemKey
 from collector.problems.mass_silence import (
     HostSilence,
@@ -35,7 +36,7 @@ from collector.problems.records import (
     save_engine_state,
     save_record,
 )
-from collector.problems.service import Context, Subject, audit, handle_events
+from collector.problems.service import audit, handle_events
 from collector.problems.states import advance
 from collector.tickets import service as tickets
 from collector.tickets.policy import SILENCE_CHECK_TYPE

@@ -11,8 +11,8 @@ import pytest
 
 from collector.db import create_db_engine, migrate, write_transaction
 from collector.maintenance.service import create_window
+from collector.problems.context import EngineReport
 from collector.problems.scheduled import engine_job
-from collector.problems.service import EngineReport
 from collector.settings import Settings
 from tests.collector.conftest import settings_for
 from tests.collector.test_engine_support import World

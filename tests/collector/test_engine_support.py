@@ -13,8 +13,8 @@ from collector.db import create_db_engine, session_factory, write_transaction
 from collector.hosts.models import Host
 from collector.hosts.service import enroll
 from collector.policy import build_policy
+from collector.problems.context import EngineReport
 from collector.problems.engine import run_once
-from collector.problems.service import EngineReport
 from collector.settings import Settings
 from collector.state.service import NewResult, apply_results, detect_silence
 from collector.tickets.models import Ticket, TicketEvent
