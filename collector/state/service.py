@@ -104,7 +104,8 @@ def apply_results(
             continue
         count, history, dirty = (0, "", False) if known is None else known[4:]
         history = (history + DIGITS[status])[-HISTORY_LENGTH:]
-        # The engine's work: any non-OK status it has not yet seen go (it clears the flag).
+        # Work for the ticket engine while a failure is among the recent statuses (the
+        # engine clears the flag once it has folded every result).
         dirty = dirty or history.strip("0") != ""
         if known is None or known[0] != status:
             from_status = None if known is None else known[0]

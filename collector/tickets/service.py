@@ -17,6 +17,7 @@ from sqlalchemy import Connection, RowMapping, Table, select, update
 from collector.db import upsert_insert
 from collector.errors import CollectorError, NotFound
 from collector.hosts.models import Customer
+from collector.notify.service import notify
 from collector.policy import Policy
 from collector.problems.keys import ProblemKey
 from collector.settings import Settings
@@ -150,8 +151,6 @@ def _tell(
     subject: str, body: str, settings: Settings, now: float,
     data: dict[str, Any] | None = None,
 ) -> int:
-    from collector.notify.service import notify  # the outbox reads ticket tables too
-
     payload = {"ticket": ticket["id"], "priority": ticket["priority"],
                "rt_priority": Priority(ticket["priority"]).rt_code, "state": ticket["state"],
                "problem": _key_of(ticket).to_json(), **(data or {})}
