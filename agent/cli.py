@@ -23,7 +23,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 from agent import __version__
 from agent.config import AgentConfig, CheckLookup, CheckSpec, load_config
-from agent.scheduler import Produced, Scheduler, exit_status, run_once
+from agent.scheduler import Produced, ResultSink, Scheduler, exit_status, run_once
 from agent.spool import Spool, SpoolStats, peek_stats
 from checks import registry
 from checks.config import ConfigError
@@ -255,7 +255,23 @@ def run_agent(
     def agent_info() -> dict[str, Any]:
         return _agent_info(started_at, spool.stats(), sender.stats)
 
-    scheduler = Scheduler(config.checks, state_dir=config.state_dir / "checks", sink=spool,
+    sink: ResultSink = spool
+    metrics_server = None
+    metrics_address = config.metrics.address
+    if metrics_address is not None:
+        # Imported only when configured: an agent without the endpoint carries none of it.
+        from agent.metrics import start_endpoint
+
+        try:
+            sink, metrics_server = start_endpoint(
+                metrics_address, spool=spool, spool_dir=config.spool_dir,
+                sender_stats=lambda: sender.stats, started_at=started_at)
+        except OSError as err:
+            sender.close()
+            spool.close()
+            return _startup_error(config, "metrics.listen", f"cannot listen on "
+                                  f"{config.metrics.listen}: {err.strerror or err}")
+    scheduler = Scheduler(config.checks, state_dir=config.state_dir / "checks", sink=sink,
                           agent_info=agent_info)
     if install_signals:
         _install_signal_handlers(stop)
@@ -299,6 +315,8 @@ def run_agent(
         log.info("stopping: no new check runs; last push, then closing the spool")
         scheduler.stop()
         scheduler_thread.join(5.0)
+        if metrics_server is not None:
+            metrics_server.stop()
         sender.stop()
         sender_thread.join(config.collector.timeout + FINAL_PUSH_BUDGET + 1.0)
         sender.close()

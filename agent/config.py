@@ -30,6 +30,10 @@ DEFAULT_INTERVAL = 60.0
 DEFAULT_TIMEOUT = 30.0
 DEFAULT_JITTER = 5.0
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+_LISTEN = re.compile(
+    r"^(?:\[(?P<v6>[0-9A-Fa-f:.]+)\]|(?P<host>[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?))"
+    r":(?P<port>[0-9]{1,5})$"
+)
 
 
 @dataclass(frozen=True)
@@ -92,6 +96,45 @@ class SpoolSettings:
 
 
 @dataclass(frozen=True)
+class MetricsSettings:
+    """``[metrics]``: the agent's own Prometheus endpoint, off unless ``listen`` is given."""
+
+    listen: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.listen is not None:
+            parse_listen(self.listen)
+
+    @property
+    def address(self) -> tuple[str, int] | None:
+        """``(host, port)`` to listen on, or None when the endpoint is off."""
+        return None if self.listen is None else parse_listen(self.listen)
+
+
+def parse_listen(value: str) -> tuple[str, int]:
+    """``"127.0.0.1:9108"``, ``"[::1]:9108"`` or ``"name:9108"`` as ``(host, port)``."""
+    expected = "expected HOST:PORT such as \"127.0.0.1:9108\" or \"[::1]:9108\""
+    match = _LISTEN.match(value)
+    if match is None:
+        raise ConfigError("listen", f"{expected}, got {value!r}")
+    host = match.group("v6") or match.group("host")
+    port = int(match.group("port"))
+    if not 1 <= port <= 65535:
+        raise ConfigError("listen", f"port must be between 1 and 65535, got {port}")
+    if match.group("v6"):
+        try:
+            socket.inet_pton(socket.AF_INET6, host)
+        except OSError:
+            raise ConfigError("listen", f"not an IPv6 address: {host!r}") from None
+    elif host[0].isdigit() and host.replace(".", "").isdigit():
+        try:
+            socket.inet_pton(socket.AF_INET, host)
+        except OSError:
+            raise ConfigError("listen", f"not an IPv4 address: {host!r}") from None
+    return host, port
+
+
+@dataclass(frozen=True)
 class CheckSpec:
     """One configured check instance, ready for the runner."""
 
@@ -117,6 +160,7 @@ class AgentConfig:
     spool_dir: Path
     spool: SpoolSettings
     checks: tuple[CheckSpec, ...] = field(default=())
+    metrics: MetricsSettings = field(default=MetricsSettings())
 
     @property
     def shortest_interval(self) -> float:
@@ -193,13 +237,15 @@ def read_token(config: AgentConfig) -> str:
 def _build(
     data: Mapping[str, Any], path: Path, lookup: CheckLookup, fqdn: Callable[[], str]
 ) -> AgentConfig:
-    unknown = sorted(set(data) - {"agent", "collector", "spool", "checks"})
+    unknown = sorted(set(data) - {"agent", "collector", "spool", "metrics", "checks"})
     if unknown:
-        raise ConfigError(unknown[0], "unknown section (allowed: agent, collector, spool, checks)")
+        raise ConfigError(unknown[0], "unknown section (allowed: agent, collector, spool, "
+                          "metrics, checks)")
     base = path.parent
     agent = build(AgentSettings, data.get("agent", {}), key="agent")
     collector = build(CollectorSettings, data.get("collector", {}), key="collector")
     spool = build(SpoolSettings, data.get("spool", {}), key="spool")
+    metrics = build(MetricsSettings, data.get("metrics", {}), key="metrics")
     collector = _with_paths(collector, base)
     state_dir = _resolve(agent.state_dir, base)
     spool_dir = _resolve(spool.dir, base) if spool.dir else state_dir / "spool"
@@ -221,6 +267,7 @@ def _build(
         spool_dir=spool_dir,
         spool=spool,
         checks=tuple(checks),
+        metrics=metrics,
     )
 
 
