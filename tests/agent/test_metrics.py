@@ -26,6 +26,7 @@ from agent.spool import peek_stats
 from agent.transport import Request, Response
 from checks.result import CheckResult, Metric, Status
 from tests.agent import fakes
+from tests.agent.test_footprint import NOT_LOADED
 from tests.support.ports import free_port
 from tests.support.processes import wait_until
 
@@ -73,6 +74,15 @@ def promtool() -> str:
         if os.environ.get("CI") == "true":
             pytest.fail("promtool is not installed (Debian package prometheus)")
         pytest.skip("promtool is not installed (Debian package prometheus)")
+    return found
+
+
+def prometheus() -> str:
+    found = shutil.which("prometheus")
+    if found is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("prometheus is not installed (Debian package prometheus)")
+        pytest.skip("prometheus is not installed (Debian package prometheus)")
     return found
 
 
@@ -236,6 +246,47 @@ def test_promtool_finds_the_scrape_clean(running_agent: tuple[str, Path]) -> Non
     assert done.returncode == 0, done.stdout + done.stderr
 
 
+def test_a_real_prometheus_scrapes_the_agent(
+    running_agent: tuple[str, Path], tmp_path: Path
+) -> None:
+    url, _ = running_agent
+    target = url.removeprefix("http://").removesuffix("/metrics")
+    port = free_port()
+    (tmp_path / "prometheus.yml").write_text(
+        "global: {scrape_interval: 1s}\n"
+        "scrape_configs:\n"
+        f"  - job_name: agent\n    static_configs: [{{targets: ['{target}']}}]\n")
+    with (tmp_path / "prometheus.log").open("wb") as log:
+        server = subprocess.Popen(
+            [prometheus(), f"--config.file={tmp_path / 'prometheus.yml'}",
+             f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+             f"--web.listen-address=127.0.0.1:{port}"],
+            stdout=log, stderr=subprocess.STDOUT)
+    query = 'watchkeeper_agent_check_status{check="data",target="/srv"}'
+    found: list[dict[str, object]] = []
+
+    def answered() -> bool:
+        try:
+            data = httpx.get(f"http://127.0.0.1:{port}/api/v1/query", params={"query": query},
+                             timeout=5).json()
+        except (httpx.TransportError, ValueError):
+            return False
+        found[:] = data.get("data", {}).get("result", [])
+        return bool(found)
+
+    try:
+        # Prometheus discovers its targets about 5 s after it starts.
+        wait_until(answered, 60, f"Prometheus to answer {query}")
+    finally:
+        server.terminate()
+        server.wait(20)
+    [series] = found
+    assert series["metric"] == {"__name__": "watchkeeper_agent_check_status", "check": "data",
+                                "target": "/srv", "type": "fake", "instance": target,
+                                "job": "agent"}
+    assert series["value"][1] == "1"  # type: ignore[index]
+
+
 def test_only_get_metrics_is_served(running_agent: tuple[str, Path]) -> None:
     url, _ = running_agent
     _scrape_when(url, lambda s: True)
@@ -334,7 +385,8 @@ def _run_subprocess(
     its log."""
     config = tmp_path / "agent.toml"
     config.write_text(
-        f"[agent]\nstate_dir = '{tmp_path / 'state'}'\n"
+        # A host name given: socket.getfqdn() would load the idna codec.
+        f"[agent]\nhost = 'db9.example.net'\nstate_dir = '{tmp_path / 'state'}'\n"
         "[collector]\nurl = 'http://127.0.0.1:9'\ntoken = 't'\nbackoff_initial = 30\n"
         "backoff_max = 30\n" + metrics +
         "[checks.agent]\ninterval = 60\njitter = 0\n"
@@ -364,6 +416,7 @@ def test_off_by_default_no_socket_and_the_module_is_not_loaded(tmp_path: Path) -
     ports, modules, _ = _run_subprocess(tmp_path, "")
     assert ports == set()
     assert "agent.metrics" not in modules
+    assert {m for m in NOT_LOADED if m in modules} == set()
     assert "agent.scheduler" in modules  # the import report is read right
 
 
@@ -384,6 +437,8 @@ def test_when_configured_the_real_agent_serves_metrics(tmp_path: Path) -> None:
                                           scraped)
     assert ports == {port}
     assert "agent.metrics" in modules
+    heavy = {m: why for m, why in NOT_LOADED.items() if m in modules}
+    assert heavy == {}  # the endpoint costs the agent no heavy module either
     assert f"metrics endpoint listening on http://127.0.0.1:{port}/metrics" in err
     assert served, err[-3000:]
     values = samples(served[0])
