@@ -2,7 +2,7 @@
 
 Imported by ``run`` only when the endpoint is configured, so an agent without it carries
 none of this. No client library: the text exposition format (version 0.0.4) is written
-here, and a small socket loop in one daemon thread serves it.
+here, and a small socket loop in one daemon thread serves it (``agent.metrics_server``).
 
 What it shows:
 
@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import logging
 import math
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -31,6 +30,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from agent import __version__
+from agent.metrics_server import MetricsServer
 from agent.scheduler import ResultSink
 from agent.spool import SpoolStats, peek_stats
 from checks.result import CheckResult
@@ -38,9 +38,6 @@ from checks.result import CheckResult
 log = logging.getLogger(__name__)
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
-MAX_REQUEST_BYTES = 8192
-CLIENT_TIMEOUT = 5.0
-"""Seconds a client has to send its request: one connection is served at a time."""
 
 
 # -- the latest results ----------------------------------------------------------------------
@@ -204,48 +201,53 @@ def _render_checks(out: Exposition, checks: Mapping[str, CheckRuns]) -> None:
                "When the latest run of a check produced its results (Unix time).", last_run)
 
 
+_SPOOL_FAMILIES = (
+    ("watchkeeper_agent_spool_results", "gauge",
+     "Results in the spool, not yet stored by the collector.", "depth"),
+    ("watchkeeper_agent_spool_bytes", "gauge",
+     "Size of the results in the spool (their JSON).", "bytes"),
+    ("watchkeeper_agent_spool_oldest_age_seconds", "gauge",
+     "Age of the oldest result in the spool; 0 when the spool is empty.", "oldest_age"),
+    ("watchkeeper_agent_results_produced_total", "counter",
+     "Results the checks produced and the spool stored.", "produced_total"),
+    ("watchkeeper_agent_results_rejected_total", "counter",
+     "Results the collector refused for good (kept in the spool's rejected table).",
+     "rejected_total"),
+)
+_SENDER_FAMILIES = (
+    ("watchkeeper_agent_results_sent_total", "counter",
+     "Results the collector stored (answered 202) since the agent started.",
+     "results_sent_total"),
+    ("watchkeeper_agent_pushes_total", "counter",
+     "Pushes the collector stored since the agent started.", "pushes_ok_total"),
+    ("watchkeeper_agent_send_failures_total", "counter",
+     "Pushes that failed (connection error, timeout or an answer other than 202) since the "
+     "agent started.", "send_failures_total"),
+    ("watchkeeper_agent_last_push_success_timestamp_seconds", "gauge",
+     "When the collector last stored a push (Unix time).", "last_push_ok_at"),
+)
+
+
 def _render_agent(out: Exposition, sources: Sources) -> None:
-    none: dict[str, str] = {}
     out.family("watchkeeper_agent_info", "gauge", "The agent's version; always 1.",
                [({"version": sources.version}, 1.0)])
     out.family("watchkeeper_agent_start_time_seconds", "gauge",
-               "When the agent started (Unix time).", [(none, sources.started_at)])
+               "When the agent started (Unix time).", [({}, sources.started_at)])
     spool = _quietly(sources.spool_stats, "the spool figures")
     if spool is not None:
-        out.family("watchkeeper_agent_spool_results", "gauge",
-                   "Results in the spool, not yet stored by the collector.",
-                   [(none, spool.depth)])
-        out.family("watchkeeper_agent_spool_bytes", "gauge",
-                   "Size of the results in the spool (their JSON).", [(none, spool.bytes)])
-        out.family("watchkeeper_agent_spool_oldest_age_seconds", "gauge",
-                   "Age of the oldest result in the spool; 0 when the spool is empty.",
-                   [(none, spool.oldest_age or 0.0)])
-        out.family("watchkeeper_agent_results_produced_total", "counter",
-                   "Results the checks produced and the spool stored.",
-                   [(none, spool.produced_total)])
+        for name, kind, help_text, field in _SPOOL_FAMILIES:
+            out.family(name, kind, help_text, [({}, getattr(spool, field) or 0)])
         out.family("watchkeeper_agent_results_dropped_total", "counter",
                    "Results the spool dropped unsent, by reason (age: older than max_age; "
                    "size: over max_bytes).",
-                   [({"reason": "age"}, spool.dropped_age), ({"reason": "size"},
-                                                               spool.dropped_size)])
-        out.family("watchkeeper_agent_results_rejected_total", "counter",
-                   "Results the collector refused for good (kept in the spool's rejected "
-                   "table).", [(none, spool.rejected_total)])
+                   [({"reason": "age"}, spool.dropped_age),
+                    ({"reason": "size"}, spool.dropped_size)])
     sender = _quietly(sources.sender_stats, "the sender figures")
     if sender is not None:
-        out.family("watchkeeper_agent_results_sent_total", "counter",
-                   "Results the collector stored (answered 202) since the agent started.",
-                   [(none, sender.results_sent_total)])
-        out.family("watchkeeper_agent_pushes_total", "counter",
-                   "Pushes the collector stored since the agent started.",
-                   [(none, sender.pushes_ok_total)])
-        out.family("watchkeeper_agent_send_failures_total", "counter",
-                   "Pushes that failed (connection error, timeout or an answer other than "
-                   "202) since the agent started.", [(none, sender.send_failures_total)])
-        if sender.last_push_ok_at is not None:
-            out.family("watchkeeper_agent_last_push_success_timestamp_seconds", "gauge",
-                       "When the collector last stored a push (Unix time).",
-                       [(none, sender.last_push_ok_at)])
+        for name, kind, help_text, field in _SENDER_FAMILIES:
+            value = getattr(sender, field)
+            # No push stored yet: no timestamp rather than 1970.
+            out.family(name, kind, help_text, [] if value is None else [({}, value)])
 
 
 def _quietly(source: Callable[[], Any], what: str) -> Any:
@@ -282,122 +284,6 @@ def _value(value: float) -> str:
     return repr(number)
 
 
-# -- the server ------------------------------------------------------------------------------
-
-
-class MetricsServer:
-    """Serves ``GET /metrics`` on one listening socket from one daemon thread."""
-
-    def __init__(self, address: tuple[str, int], render_text: Callable[[], str]) -> None:
-        self._render = render_text
-        self._socket = _listen(address)
-        self._stopping = False
-        self._thread = threading.Thread(target=self._serve, name="metrics", daemon=True)
-
-    @property
-    def address(self) -> tuple[str, int]:
-        """The address it listens on (the port chosen when 0 was asked for)."""
-        host, port = self._socket.getsockname()[:2]
-        return str(host), int(port)
-
-    def start(self) -> None:
-        """Start answering."""
-        self._thread.start()
-
-    def stop(self) -> None:
-        """Stop listening; a scrape in progress is cut off."""
-        self._stopping = True
-        try:
-            self._socket.shutdown(socket.SHUT_RDWR)  # wakes the thread blocked in accept()
-        except OSError:
-            pass
-        self._socket.close()
-        self._thread.join(CLIENT_TIMEOUT + 1.0)
-
-    def _serve(self) -> None:
-        while not self._stopping:
-            try:
-                conn, _ = self._socket.accept()
-            except OSError:
-                if self._stopping:
-                    return
-                time.sleep(0.1)  # out of file descriptors, say: try again
-                continue
-            try:
-                conn.settimeout(CLIENT_TIMEOUT)
-                self._answer(conn)
-            except Exception as err:  # one bad client never stops the endpoint
-                log.debug("metrics: connection failed: %s: %s", type(err).__name__, err)
-            finally:
-                conn.close()
-
-    def _answer(self, conn: socket.socket) -> None:
-        head = b""
-        while b"\r\n\r\n" not in head and b"\n\n" not in head:
-            chunk = conn.recv(4096)
-            if not chunk:
-                return
-            head += chunk
-            if len(head) > MAX_REQUEST_BYTES:
-                _respond(conn, 431, "request header too large\n")
-                return
-        parts = head.split(b"\r\n", 1)[0].split(b"\n", 1)[0].split()
-        if len(parts) != 3 or not parts[2].startswith(b"HTTP/"):
-            _respond(conn, 400, "bad request\n")
-            return
-        method, target = parts[0], parts[1].split(b"?", 1)[0]
-        if target != b"/metrics":
-            _respond(conn, 404, "not found: the agent serves GET /metrics only\n")
-            return
-        if method not in (b"GET", b"HEAD"):
-            _respond(conn, 405, "method not allowed: GET /metrics\n",
-                     extra="Allow: GET, HEAD\r\n")
-            return
-        try:
-            body = self._render()
-        except Exception:
-            log.exception("metrics: cannot render the metrics")
-            _respond(conn, 500, "the metrics could not be rendered; see the agent's log\n")
-            return
-        _respond(conn, 200, body, content_type=CONTENT_TYPE, head_only=method == b"HEAD")
-
-
-_REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed",
-            431: "Request Header Fields Too Large", 500: "Internal Server Error"}
-
-
-def _respond(
-    conn: socket.socket,
-    code: int,
-    body: str,
-    *,
-    content_type: str = "text/plain; charset=utf-8",
-    extra: str = "",
-    head_only: bool = False,
-) -> None:
-    data = body.encode()
-    head = (f"HTTP/1.1 {code} {_REASONS[code]}\r\nContent-Type: {content_type}\r\n"
-            f"Content-Length: {len(data)}\r\n{extra}Connection: close\r\n\r\n").encode()
-    conn.sendall(head if head_only else head + data)
-
-
-def _listen(address: tuple[str, int]) -> socket.socket:
-    host, port = address
-    # ASCII bytes: a str host would load the idna codec (docs/agent.md, "Memory").
-    infos = socket.getaddrinfo(host.encode("ascii"), port, type=socket.SOCK_STREAM,
-                               flags=socket.AI_PASSIVE)
-    family, kind, proto, _, sockaddr = infos[0]
-    sock = socket.socket(family, kind, proto)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(sockaddr)
-        sock.listen(16)
-    except OSError:
-        sock.close()
-        raise
-    return sock
-
-
 # -- wiring ----------------------------------------------------------------------------------
 
 
@@ -416,7 +302,7 @@ def start_endpoint(
     latest = LatestResults(spool)
     sources = Sources(latest=latest, spool_stats=lambda: peek_stats(spool_dir),
                       sender_stats=sender_stats, started_at=started_at)
-    server = MetricsServer(address, lambda: render(sources))
+    server = MetricsServer(address, lambda: render(sources), content_type=CONTENT_TYPE)
     server.start()
     bound = server.address
     log.info("metrics endpoint listening on http://%s/metrics",
