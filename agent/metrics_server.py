@@ -21,9 +21,6 @@ CLIENT_TIMEOUT = 5.0
 """Seconds a client has to send its request: one connection is served at a time."""
 
 
-# -- the server ------------------------------------------------------------------------------
-
-
 class MetricsServer:
     """Serves ``GET /metrics`` on one listening socket from one daemon thread."""
 
