@@ -1,17 +1,37 @@
-"""Prometheus metrics: current state read at scrape time, ingest counters owned by the app."""
+"""Prometheus metrics: current state read at scrape time, ingest counters owned by the app.
+
+A store watching 10,000 hosts x 12 checks answers a scrape with several hundred thousand
+lines, so the families read from the store are ``TextFamily`` objects: their lines are
+built straight from the query rows (one query per family, label strings cached per host),
+and ``render_metrics`` writes them as they are. ``prometheus_client.generate_latest``
+still reads them as ordinary families (``samples``), only slower.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+import logging
+import time
+from collections.abc import Iterable, Iterator, Sequence
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+)
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import Collector
-from sqlalchemy import Engine, and_, select
+from prometheus_client.samples import Sample
+from pydantic_core import from_json
+from sqlalchemy import Engine, Text, and_, cast, select
 
 from checks.result import Status
 from collector.hosts.models import Customer, Host
 from collector.state.models import SILENCE_CHECK, SILENCE_TARGET, CheckState
+
+log = logging.getLogger(__name__)
 
 REJECT_REASONS = (
     "not_authenticated", "forbidden", "payload_too_large", "unsupported_encoding",
@@ -23,6 +43,9 @@ class IngestMetrics:
     """Counters and histograms of this process's ingest path."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
+        # No *_created series: in the text format they are extra gauges per counter and
+        # histogram child, which Prometheus does not use.
+        disable_created_metrics()  # type: ignore[no-untyped-call]
         self.batches = Counter(
             "watchkeeper_ingest_batches", "Pushed batches by outcome (stored, duplicate, "
             "rejected).", ["outcome"], registry=registry,
@@ -65,50 +88,192 @@ class IngestMetrics:
         self.commit.observe(seconds)
 
 
+def escape_label(value: str) -> str:
+    """A label value as the text format writes it between double quotes."""
+    if "\\" in value or '"' in value or "\n" in value:
+        return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    return value
+
+
+_SPECIAL = {"inf": "+Inf", "-inf": "-Inf", "nan": "NaN"}
+
+
+def format_value(value: float) -> str:
+    """A sample value as the text format writes it (Go's spelling of the special values)."""
+    text = repr(float(value))
+    return _SPECIAL.get(text, text) if text[-1] in "fn" else text
+
+
+class TextFamily(Metric):
+    """A gauge or counter family whose text lines are built directly from rows.
+
+    ``add(labels, value)`` takes the label values already escaped (``escape_label``), in
+    the order of ``labelnames``; a counter's name is given without ``_total``.
+    """
+
+    def __init__(self, name: str, documentation: str, typ: str,
+                 labelnames: Sequence[str] = ()) -> None:
+        super().__init__(name, documentation, typ)
+        self.labelnames = tuple(labelnames)
+        self.sample_name = f"{name}_total" if typ == "counter" else name
+        pairs = ",".join(f'{label}="%s"' for label in self.labelnames)
+        self.template = f"{self.sample_name}{{{pairs}}} %s\n" if pairs else \
+            f"{self.sample_name} %s\n"
+        self.lines: list[str] = []
+
+    @property
+    def samples(self) -> list[Sample]:
+        """The lines as samples, for readers other than ``render_metrics``."""
+        return [sample for family in text_string_to_metric_families(self.text())
+                for sample in family.samples]
+
+    @samples.setter
+    def samples(self, _value: list[Sample]) -> None:
+        pass  # Metric.__init__ sets an empty list; the lines are the samples
+
+    def add(self, labels: tuple[str, ...], value: float) -> None:
+        """One sample; ``labels`` escaped, in the order of ``labelnames``."""
+        self.lines.append(self.template % (*labels, format_value(value)))
+
+    def text(self) -> str:
+        """The family in the Prometheus text format (HELP, TYPE, its lines)."""
+        help_text = self.documentation.replace("\\", "\\\\").replace("\n", "\\n")
+        return (f"# HELP {self.sample_name} {help_text}\n"
+                f"# TYPE {self.sample_name} {self.type}\n" + "".join(self.lines))
+
+
+class _Families(Collector):
+    def __init__(self, families: list[Metric]) -> None:
+        self._families = families
+
+    def collect(self) -> Iterable[Metric]:
+        return self._families
+
+
+def render_metrics(registry: Collector) -> bytes:
+    """The registry in the Prometheus text format: ``generate_latest``'s output, but the
+    ``TextFamily`` families are written as built, without a Python object per sample."""
+    parts: list[str] = []
+    plain: list[Metric] = []
+    for family in registry.collect():
+        if isinstance(family, TextFamily):
+            if plain:
+                parts.append(generate_latest(_Families(plain)).decode())
+                plain = []
+            parts.append(family.text())
+        else:
+            plain.append(family)
+    if plain:
+        parts.append(generate_latest(_Families(plain)).decode())
+    return "".join(parts).encode()
+
+
 class StateCollector(Collector):
-    """Reads the current state from the store on every scrape."""
+    """Reads the current state from the store on every scrape, and says how the store did."""
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
 
-    def describe(self) -> Iterable[GaugeMetricFamily]:
+    def describe(self) -> Iterable[Metric]:
         return []  # no query at registration time
 
-    def collect(self) -> Iterator[GaugeMetricFamily]:
-        status = GaugeMetricFamily(
+    def collect(self) -> Iterator[Metric]:
+        store_up = GaugeMetricFamily(
+            "watchkeeper_store_up",
+            "1 when the store answered this scrape's queries of the current state, else 0.")
+        duration = GaugeMetricFamily(
+            "watchkeeper_store_query_duration_seconds",
+            "Time this scrape's queries of the current state took in the store.")
+        started = time.perf_counter()
+        try:
+            families = self._read()
+        except Exception as exc:  # a scrape must still answer, and say the store did not
+            log.warning("metrics: the store did not answer: %s", exc)
+            families = []
+            store_up.add_metric([], 0.0)
+        else:
+            store_up.add_metric([], 1.0)
+        duration.add_metric([], time.perf_counter() - started)
+        yield from families
+        yield store_up
+        yield duration
+
+    def _read(self) -> list[Metric]:
+        status = TextFamily(
             "watchkeeper_check_status",
             "Current status of a check (Nagios code: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN).",
-            labels=["customer", "host", "check", "target"],
-        )
-        last_seen = GaugeMetricFamily(
+            "gauge", ["customer", "host", "check", "target"])
+        values = TextFamily(
+            "watchkeeper_check_metric",
+            "Latest value of a metric a check reported (in the unit the check gives it).",
+            "gauge", ["customer", "host", "check", "target", "metric"])
+        last_seen = TextFamily(
             "watchkeeper_host_last_seen_timestamp_seconds",
             "When the host's last push arrived (Unix time); 0 if it never pushed.",
-            labels=["customer", "host"],
-        )
-        silent = GaugeMetricFamily(
+            "gauge", ["customer", "host"])
+        silent = TextFamily(
             "watchkeeper_host_silent",
             "1 while the host has stopped pushing (host silence), else 0.",
-            labels=["customer", "host"],
-        )
+            "gauge", ["customer", "host"])
         with self._engine.connect() as conn:
             hosts = conn.execute(
-                select(Customer.name, Host.fqdn, Host.last_seen_at, CheckState.status)
+                select(Host.id, Customer.name, Host.fqdn, Host.last_seen_at, CheckState.status)
                 .join(Customer, Customer.id == Host.customer_id)
                 .outerjoin(CheckState, and_(CheckState.host_id == Host.id,
                                             CheckState.check == SILENCE_CHECK,
                                             CheckState.target == SILENCE_TARGET))
             ).all()
+            # The metrics' JSON as text: decoded below by pydantic-core, ~3x faster than
+            # the json module.
             states = conn.execute(
-                select(Customer.name, Host.fqdn, CheckState.check, CheckState.target,
-                       CheckState.status)
-                .join(Host, Host.id == CheckState.host_id)
-                .join(Customer, Customer.id == Host.customer_id)
+                select(CheckState.host_id, CheckState.check, CheckState.target,
+                       CheckState.status, cast(CheckState.metrics, Text))
             ).all()
-        for customer, fqdn, seen, silence in hosts:
-            last_seen.add_metric([customer, fqdn], seen or 0.0)
-            silent.add_metric([customer, fqdn], 1.0 if silence == Status.CRITICAL else 0.0)
-        for customer, fqdn, check, target, code in states:
-            status.add_metric([customer, fqdn, check, target], float(code))
-        yield status
-        yield last_seen
-        yield silent
+        hosts_of: dict[int, str] = {}
+        for host_id, customer, fqdn, seen, silence in hosts:
+            labels = (escape_label(customer), escape_label(fqdn))
+            # customer="%s" in the templates below takes both labels at once
+            hosts_of[host_id] = f'{labels[0]}",host="{labels[1]}'
+            last_seen.add(labels, seen or 0.0)
+            silent.add(labels, 1.0 if silence == Status.CRITICAL else 0.0)
+        # Label strings are escaped once per host, check, target and metric name.
+        status_lines, value_lines = status.lines, values.lines
+        status_template = status.template.replace('host="%s",', "", 1)
+        value_template = values.template.replace('host="%s",', "", 1)
+        codes = {code: format_value(code) for code in range(4)}
+        label = _Escaped()
+        for host_id, check, target, code, metrics in states:
+            host = hosts_of.get(host_id)
+            if host is None:
+                continue  # a host enrolled between the two queries
+            check_label, target_label = label[check], label[target]
+            status_lines.append(status_template % (
+                host, check_label, target_label, codes.get(code) or format_value(code)))
+            if metrics and metrics != "[]":
+                for name, value in _metric_values(metrics):
+                    value_lines.append(value_template % (
+                        host, check_label, target_label, label[name], value))
+        return [status, values, last_seen, silent]
+
+
+class _Escaped(dict[str, str]):
+    """Escaped label values, each escaped on first use."""
+
+    def __missing__(self, value: str) -> str:
+        self[value] = escaped = escape_label(value)
+        return escaped
+
+
+def _metric_values(metrics: str) -> list[tuple[str, str]]:
+    """(name, formatted value) of a state's metrics (their JSON text): numbers only, each
+    name once (the first)."""
+    try:
+        decoded = from_json(metrics)
+        found: dict[str, str] = {}
+        for metric in decoded:
+            name, value = metric.get("name"), metric.get("value")
+            if value is not None and isinstance(name, str) and name not in found:
+                found[name] = format_value(value)
+        return list(found.items())
+    except (ValueError, TypeError, AttributeError):
+        return []  # not a list of metrics: nothing to show

@@ -1,10 +1,13 @@
 """Prometheus metrics of the support process, read from the store at scrape time.
 
-Bounded label sets only: priorities, ticket states, roles, commitments, outbox states.
+Bounded label sets only: priorities, ticket states, problem states, roles, commitments,
+outbox states. Nothing is labelled by ticket: the SLA clock is given as the soonest due
+commitment per priority.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -14,6 +17,7 @@ from sqlalchemy import Engine, func, select
 
 from collector.notify.models import DEAD, PENDING, SENT
 from collector.notify.service import outbox_summary
+from collector.problems.models import ProblemRecord
 from collector.tickets.models import (
     ACTIVE_STATES,
     STATES,
@@ -24,7 +28,11 @@ from collector.tickets.models import (
 from collector.tickets.priority import Priority
 from collector.timefmt import Clock
 
+log = logging.getLogger(__name__)
+
 PRIORITIES = tuple(str(p) for p in Priority)
+NO_TICKET = "none"  # a problem without a ticket yet: soft, or held back (maintenance, say)
+PROBLEM_STATES = ("soft", "hard", "flapping")
 BREACH_KINDS = ("first_response", "update")
 ROLES = ("tsm", "crm", "cto")
 
@@ -44,7 +52,14 @@ class SupportCollector(Collector):
         return []  # no query at registration time
 
     def collect(self) -> Iterator[Any]:
-        now = self._clock()
+        try:
+            families = list(self._read(self._clock()))
+        except Exception as exc:  # the scrape still answers; watchkeeper_store_up says why
+            log.warning("metrics: the store did not answer the support queries: %s", exc)
+            return
+        yield from families
+
+    def _read(self, now: float) -> Iterator[Any]:
         tickets = GaugeMetricFamily(
             "watchkeeper_tickets", "Tickets by priority and state.",
             labels=["priority", "state"])
@@ -61,6 +76,18 @@ class SupportCollector(Collector):
         outbox = GaugeMetricFamily(
             "watchkeeper_notifications", "Notices in the outbox by state (pending, sent, dead).",
             labels=["state"])
+        problems = GaugeMetricFamily(
+            "watchkeeper_problems", "Current problems (non-OK check states the problem rules "
+            "track) by the priority of their ticket (none: no ticket yet) and state (soft: "
+            "not yet trusted, hard: a real problem, flapping).", labels=["priority", "state"])
+        next_due = GaugeMetricFamily(
+            "watchkeeper_sla_next_due_seconds",
+            "Seconds until the soonest first response or next update of an active ticket is "
+            "due, by priority; negative when past due; absent when none is pending.",
+            labels=["priority", "commitment"])
+        dead = CounterMetricFamily(
+            "watchkeeper_notifications_dead",
+            "Notices given up after their last failed attempt (dead in the outbox).")
         oldest = GaugeMetricFamily(
             "watchkeeper_notifications_oldest_due_seconds",
             "Age of the oldest notice that is due and not yet sent; 0 when none.")
@@ -84,6 +111,35 @@ class SupportCollector(Collector):
                 select(TicketEscalation.role, func.count())
                 .group_by(TicketEscalation.role)))
             summary = outbox_summary(conn, now=now)
+            state_type = ProblemRecord.state["state_type"].as_string()
+            is_flapping = ProblemRecord.state["flapping"].as_boolean()
+            by_problem = conn.execute(
+                select(Ticket.priority, state_type, is_flapping, func.count())
+                .select_from(ProblemRecord)
+                .outerjoin(Ticket, Ticket.id == ProblemRecord.ticket_id)
+                .group_by(Ticket.priority, state_type, is_flapping)).all()
+            first_due = _pairs(conn.execute(
+                select(Ticket.priority, func.min(Ticket.first_response_due))
+                .where(Ticket.state.in_(ACTIVE_STATES), Ticket.first_response_at.is_(None),
+                       Ticket.first_response_due.is_not(None))
+                .group_by(Ticket.priority)))
+            update_due = _pairs(conn.execute(
+                select(Ticket.priority, func.min(Ticket.next_update_due))
+                .where(Ticket.state.in_(ACTIVE_STATES), Ticket.next_update_due.is_not(None))
+                .group_by(Ticket.priority)))
+        counted: dict[tuple[str, str], int] = {}
+        for priority, kind, flapping, n in by_problem:
+            state = "flapping" if flapping else kind
+            if state in PROBLEM_STATES:
+                key = (priority if priority in PRIORITIES else NO_TICKET, state)
+                counted[key] = counted.get(key, 0) + int(n)
+        for priority in (*PRIORITIES, NO_TICKET):
+            for state in PROBLEM_STATES:
+                problems.add_metric([priority, state], float(counted.get((priority, state), 0)))
+        for priority in PRIORITIES:
+            for commitment, due in (("first_response", first_due), ("update", update_due)):
+                if due.get(priority) is not None:
+                    next_due.add_metric([priority, commitment], float(due[priority]) - now)
         for priority in PRIORITIES:
             for state in STATES:
                 tickets.add_metric([priority, state], float(by_state.get((priority, state), 0)))
@@ -97,4 +153,6 @@ class SupportCollector(Collector):
                              (DEAD, summary.dead)):
             outbox.add_metric([state], float(count))
         oldest.add_metric([], summary.oldest_due_seconds)
-        yield from (tickets, overdue, breaches, escalations, outbox, oldest)
+        dead.add_metric([], float(summary.dead))
+        yield from (tickets, overdue, next_due, breaches, escalations, problems, outbox, dead,
+                    oldest)
