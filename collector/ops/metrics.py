@@ -10,6 +10,7 @@ still reads them as ordinary families (``samples``), only slower.
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Iterable, Iterator, Sequence
 
@@ -21,7 +22,6 @@ from prometheus_client import (
     generate_latest,
 )
 from prometheus_client.core import GaugeMetricFamily, Metric
-from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import Collector
 from prometheus_client.samples import Sample
 from pydantic_core import from_json
@@ -123,9 +123,14 @@ class TextFamily(Metric):
 
     @property
     def samples(self) -> list[Sample]:
-        """The lines as samples, for readers other than ``render_metrics``."""
-        return [sample for family in text_string_to_metric_families(self.text())
-                for sample in family.samples]
+        """The lines as samples, for readers other than ``render_metrics`` (slower)."""
+        found = []
+        for line in self.lines:
+            labels, _, value = line.rpartition("} ")
+            found.append(Sample(self.sample_name, {
+                name: _unescape(escaped) for name, escaped in _LABEL.findall(labels)
+            } if labels else {}, float(value) if labels else float(line.split()[-1])))
+        return found
 
     @samples.setter
     def samples(self, _value: list[Sample]) -> None:
@@ -140,6 +145,22 @@ class TextFamily(Metric):
         help_text = self.documentation.replace("\\", "\\\\").replace("\n", "\\n")
         return (f"# HELP {self.sample_name} {help_text}\n"
                 f"# TYPE {self.sample_name} {self.type}\n" + "".join(self.lines))
+
+
+_LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
+
+
+def _unescape(value: str) -> str:
+    if "\\" not in value:
+        return value
+    out, chars = [], iter(value)
+    for char in chars:
+        if char == "\\":
+            following = next(chars, "")
+            out.append("\n" if following == "n" else following)
+        else:
+            out.append(char)
+    return "".join(out)
 
 
 class _Families(Collector):
