@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.benchmarks import bench_agent_footprint, bench_engine, bench_ingest
+from tests.benchmarks import bench_agent_footprint, bench_engine, bench_ingest, bench_metrics
 
 pytestmark = pytest.mark.benchmark
 
@@ -40,3 +40,14 @@ def test_engine_harness_measures_steady_and_quiet_passes() -> None:
         assert figures["results"] == 4 and figures["transactions"] >= 1
         assert 0 < figures["lock_ms"] <= figures["wall_ms"]
     assert report["quiet"]["transactions"] == 0  # type: ignore[index]
+
+
+def test_metrics_harness_times_a_scrape_of_the_filled_store() -> None:
+    report = bench_metrics.main(["--hosts", "20", "--checks", "3", "--customers", "2",
+                                 "--scrapes", "2", "--problem-every", "5"])
+    assert report["check_states"] == 60 and report["tickets"] == 4
+    # every check state a status line and two metric lines, every host two
+    assert report["lines"] > 60 * 3 + 20 * 2
+    assert len(report["scrape_s"]) == 2  # type: ignore[arg-type]
+    assert 0 < report["median_scrape_s"] < 5  # type: ignore[operator]
+    assert report["targets_missed"] == []
