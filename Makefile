@@ -24,7 +24,8 @@ bench: $(STAMP_TEST)
 	$(PY) tests/benchmarks/bench_ingest.py; i=$$?; \
 	$(PY) tests/benchmarks/bench_agent_footprint.py; f=$$?; \
 	$(PY) tests/benchmarks/bench_engine.py; e=$$?; \
-	exit $$((i | f | e))
+	$(PY) tests/benchmarks/bench_metrics.py; m=$$?; \
+	exit $$((i | f | e | m))
 
 $(VENV)/bin/python:
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
