@@ -181,11 +181,27 @@ class TicketView(BaseModel):
     external_ref: str | None
 
 
+class NoticeView(BaseModel):
+    """A notice about the ticket in the outbox: to whom, over what, and how it went."""
+
+    id: int
+    kind: str
+    channel: str
+    recipient: str
+    state: str
+    attempts: int
+    created_at: str
+    sent_at: str | None
+    next_attempt_at: str | None
+    last_error: str | None
+
+
 class TicketDetail(TicketView):
-    """``GET /api/v1/tickets/{id}``: the ticket and its history."""
+    """``GET /api/v1/tickets/{id}``: the ticket, its history, and (for staff) its notices."""
 
     priority_reason: str
     events: list[TicketEventView]
+    notices: list[NoticeView] = []
 
 
 class ReplyIn(BaseModel):

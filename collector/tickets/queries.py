@@ -17,11 +17,13 @@ from sqlalchemy import Connection, Select, Table, select
 from checks.result import Status
 from collector.errors import CollectorError, NotFound
 from collector.hosts.models import Customer
+from collector.notify.models import PENDING, Notification
 from collector.tickets.models import (
     ACTIVE_STATES,
     STATES,
     BreachView,
     EscalationView,
+    NoticeView,
     Ticket,
     TicketBreach,
     TicketDetail,
@@ -38,6 +40,7 @@ EVENTS = cast(Table, TicketEvent.__table__)
 ESCALATIONS = cast(Table, TicketEscalation.__table__)
 BREACHES = cast(Table, TicketBreach.__table__)
 CUSTOMERS = cast(Table, Customer.__table__)
+NOTICES = cast(Table, Notification.__table__)
 
 ALL_STATES = "all"
 MAX_LIMIT = 1000
@@ -154,7 +157,22 @@ def ticket_detail(
     ]
     view = _view(row, escalations.get(ticket_id, []), breaches.get(ticket_id, []))
     return TicketDetail(**view.model_dump(), priority_reason=row["priority_reason"],
-                        events=events)
+                        events=events,
+                        notices=_notices(conn, ticket_id) if internal else [])
+
+
+def _notices(conn: Connection, ticket_id: int) -> list[NoticeView]:
+    """The ticket's notices in the outbox, oldest first (staff only: they name recipients)."""
+    rows = conn.execute(select(NOTICES).where(NOTICES.c.ticket_id == ticket_id)
+                        .order_by(NOTICES.c.id)).mappings()
+    return [
+        NoticeView(id=n["id"], kind=n["kind"], channel=n["channel"], recipient=n["recipient"],
+                   state=n["state"], attempts=n["attempts"], created_at=iso(n["created_at"]),
+                   sent_at=iso_or_none(n["sent_at"]),
+                   next_attempt_at=None if n["state"] != PENDING else iso(n["next_attempt_at"]),
+                   last_error=n["last_error"])
+        for n in rows
+    ]
 
 
 def audit_log(

@@ -257,3 +257,21 @@ def test_actions_refuse_bad_input_with_the_reason(store):
 def test_a_customer_naming_an_unknown_calendar_is_a_config_error():
     with pytest.raises(ConfigError, match="customers.acme.calendar"):
         build_policy(settings_for("sqlite://", customers={"acme": {"calendar": "mars"}}))
+
+
+def test_staff_see_the_ticket_s_notices_and_a_viewer_does_not(store):
+    from collector.tickets.queries import ticket_detail
+
+    _, _, engine = store
+    ticket_id = _open(store)
+    with engine.connect() as conn:
+        staff = ticket_detail(conn, ticket_id, scope=None, internal=True)
+        viewer = ticket_detail(conn, ticket_id, scope=staff_customer(conn), internal=False)
+    assert [(n.kind, n.channel, n.recipient, n.state, n.attempts) for n in staff.notices] == [
+        ("opened", "email", "noc@acme.example", "pending", 0)]
+    assert staff.notices[0].next_attempt_at is not None
+    assert viewer.notices == []
+
+
+def staff_customer(conn):
+    return conn.exec_driver_sql("SELECT id FROM customers WHERE name = 'acme'").scalar()
