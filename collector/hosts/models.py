@@ -47,6 +47,7 @@ class HostSummary(BaseModel):
     fqdn: str
     customer: str
     critical: bool
+    tags: list[str]
     enrolled_at: str
     last_seen_at: str | None
     agent_version: str | None

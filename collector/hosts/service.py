@@ -161,6 +161,7 @@ def _summary(host: Host, customer: str, states: list[tuple[str, str, int]]) -> H
         fqdn=host.fqdn,
         customer=customer,
         critical=host.critical,
+        tags=list(host.tags or []),
         enrolled_at=iso(host.enrolled_at),
         last_seen_at=iso_or_none(host.last_seen_at),
         agent_version=host.agent_version,

@@ -11,9 +11,9 @@ import pytest
 from sqlalchemy import select
 
 from collector.cli import main
-from collector.db import create_db_engine
+from collector.db import create_db_engine, session_factory
 from collector.hosts.models import Host
-from collector.hosts.service import hash_token
+from collector.hosts.service import hash_token, list_hosts
 from collector.settings import load_settings
 
 REPO = Path(__file__).resolve().parents[2]
@@ -110,3 +110,10 @@ def test_enroll_tags_a_host_for_the_priority_rules_and_rotate_replaces_them(conf
                  "--tag", "softswitch", "--config", str(config)]) == 0
     assert tags() == [["softswitch"]]
     capsys.readouterr()
+    engine = create_db_engine(load_settings(config))
+    try:
+        with session_factory(engine)() as session:
+            (host,) = list_hosts(session=session)
+    finally:
+        engine.dispose()
+    assert host.tags == ["softswitch"]  # as GET /api/v1/hosts shows them
