@@ -5,7 +5,6 @@ from __future__ import annotations
 import gzip
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -27,6 +26,7 @@ from agent.transport import Request, Response
 from checks.result import CheckResult, Metric, Status
 from tests.agent import fakes
 from tests.agent.test_footprint import NOT_LOADED
+from tests.services.prometheus import prometheus_tool
 from tests.support.ports import free_port
 from tests.support.processes import wait_until
 
@@ -69,21 +69,11 @@ def samples(text: str) -> dict[str, float]:
 
 
 def promtool() -> str:
-    found = shutil.which("promtool")
-    if found is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("promtool is not installed (Debian package prometheus)")
-        pytest.skip("promtool is not installed (Debian package prometheus)")
-    return found
+    return prometheus_tool("promtool")
 
 
 def prometheus() -> str:
-    found = shutil.which("prometheus")
-    if found is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("prometheus is not installed (Debian package prometheus)")
-        pytest.skip("prometheus is not installed (Debian package prometheus)")
-    return found
+    return prometheus_tool("prometheus")
 
 
 def promtool_check(text: str) -> subprocess.CompletedProcess[str]:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 from typing import Any
 
@@ -18,6 +16,7 @@ from collector.ops.support_metrics import SupportCollector
 from collector.problems.engine import run_once
 from collector.settings import Settings
 from collector.tickets.models import Ticket
+from tests.services.prometheus import prometheus_tool
 
 HOST = "db1.example.net"
 ODD_TARGET = 'C:\\data "main"'  # a backslash and quotes must survive the text format
@@ -33,12 +32,7 @@ def samples_of(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float
 
 
 def promtool() -> str:
-    path = shutil.which("promtool")
-    if path is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("promtool is not installed (Debian package prometheus)")
-        pytest.skip("promtool is not installed (Debian package prometheus)")
-    return path
+    return prometheus_tool("promtool")
 
 
 def lint(text: str) -> subprocess.CompletedProcess[str]:

@@ -29,6 +29,7 @@ import httpx
 import pytest
 
 from tests.e2e.ticketing import Host, disk_result
+from tests.services.prometheus import prometheus_tool
 from tests.support.ports import free_port
 from tests.support.processes import Collector, Proc, wait_until
 
@@ -56,17 +57,10 @@ PROMQL_WORDS = {
 }
 
 
-def tool(name: str) -> str:
-    """The path of ``name``; a failure naming the Debian package when it is missing."""
-    path = shutil.which(name)
-    if path is None:
-        pytest.fail(f"{name} not found: install the Debian package 'prometheus'")
-    return path
-
 
 def promtool(*args: str, cwd: Path = PROMETHEUS_DIR) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([tool("promtool"), *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=60, check=False)
+    return subprocess.run([prometheus_tool("promtool"), *args], cwd=cwd, capture_output=True,
+                          text=True, timeout=60, check=False)
 
 
 # ----------------------------------------------------------------------------- promtool
@@ -282,7 +276,7 @@ class Stack:
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """A collector with one host whose disk is CRITICAL, scraped every second by a
     Prometheus that loads the shipped rules."""
-    binary = tool("prometheus")
+    binary = prometheus_tool("prometheus")
     work = tmp_path_factory.mktemp("prometheus")
     (work / "collector").mkdir()
     collector = Collector(work / "collector").start()
