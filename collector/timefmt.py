@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
@@ -60,9 +62,6 @@ class OffsetClock:
         self._offset = 0.0
 
     def __call__(self) -> float:
-        import os
-        import time
-
         try:
             st = os.stat(self._path)
             stamp = (st.st_mtime_ns, st.st_size)
