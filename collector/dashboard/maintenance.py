@@ -1,0 +1,7 @@
+"""Dashboard pages: maintenance."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter(include_in_schema=False)
