@@ -14,8 +14,8 @@ from prometheus_client import CollectorRegistry
 from sqlalchemy import Engine
 from starlette.types import Receive, Scope, Send
 
+from collector.dashboard import routes as dashboard_routes
 from collector.db import create_db_engine, session_factory
-from collector.errors import CollectorError
 from collector.hosts import views as host_views
 from collector.ingest import views as ingest_views
 from collector.ingest.auth import TokenAuthenticator
@@ -28,8 +28,6 @@ from collector.notify.scheduled import run_sender
 from collector.ops import views as ops_views
 from collector.ops.metrics import IngestMetrics, StateCollector
 from collector.ops.support_metrics import SupportCollector
-from collector.overview import views as overview_views
-from collector.overview.views import make_templates
 from collector.policy import build_policy
 from collector.problems.scheduled import run_engine
 from collector.runtime import Runtime
@@ -106,11 +104,6 @@ def create_app(
     app.state.runtime = runtime
     app.state.engine = engine
     app.state.registry = registry
-    app.state.templates = make_templates()
-
-    @app.exception_handler(CollectorError)
-    async def collector_error(_request: Request, exc: CollectorError) -> JSONResponse:
-        return ingest_views.error_response(exc)
 
     @app.exception_handler(RequestValidationError)
     async def request_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -119,9 +112,10 @@ def create_app(
         )
         return JSONResponse({"error": "invalid_request", "detail": detail}, status_code=422)
 
-    for module in (ingest_views, host_views, state_views, ops_views, overview_views,
-                   ticket_views, maintenance_views):
+    for module in (ingest_views, host_views, state_views, ops_views, ticket_views,
+                   maintenance_views):
         app.include_router(module.router)
+    dashboard_routes.install(app)
     return app
 
 

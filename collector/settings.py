@@ -202,6 +202,19 @@ class NotificationSettings(_Section):
         return self
 
 
+class DashboardSettings(_Section):
+    # How often an open page asks the collector for fresh data.
+    refresh: Seconds = Field(default=2.0, ge=0.5, le=60)
+    # A login ends after this long without a request, or this long after it began.
+    session_idle: Seconds = Field(default=12 * 3600.0, gt=0)
+    session_max: Seconds = Field(default=7 * 86400.0, gt=0)
+    # Rows per page of the long lists (problems, hosts, tickets).
+    page_size: int = Field(default=50, ge=10, le=500)
+    # Send the login cookie only over HTTPS (on by default when server.tls_cert_file is
+    # set; set it when a TLS-terminating proxy stands in front of the collector).
+    secure_cookie: bool | None = None
+
+
 class Settings(_Section):
     server: ServerSettings = ServerSettings()
     database: DatabaseSettings = DatabaseSettings()
@@ -210,6 +223,7 @@ class Settings(_Section):
     tickets: TicketSettings = TicketSettings()
     customers: dict[str, CustomerSettings] = {}
     notifications: NotificationSettings = NotificationSettings()
+    dashboard: DashboardSettings = DashboardSettings()
     # The support policy's tables, parsed by their own modules (collector.policy):
     # a wrong key is named by the ConfigError that build_policy raises.
     problems: dict[str, Any] = {}

@@ -43,3 +43,22 @@ class ApiToken(Base):
     created_at: Mapped[float] = mapped_column(Double)
     expires_at: Mapped[float | None] = mapped_column(Double)
     last_used_at: Mapped[float | None] = mapped_column(Double)
+
+
+class WebSession(Base):
+    """A dashboard login: the browser holds the token in a cookie, the store its sha256.
+
+    ``csrf`` is the token every form of the session must carry (a page of another site
+    cannot read it). A session ends at logout, after ``dashboard.session_idle`` without a
+    request, or ``dashboard.session_max`` after the login, whichever comes first.
+    """
+
+    __tablename__ = "web_sessions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    csrf: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[float] = mapped_column(Double)
+    seen_at: Mapped[float] = mapped_column(Double)
+    expires_at: Mapped[float] = mapped_column(Double, index=True)

@@ -283,7 +283,7 @@ def principal_for_token(conn: Connection, token: str, *, now: float) -> tuple[Pr
         raise Refused("the API token has expired")
     last_used = row["last_used_at"]
     due = last_used is None or now - last_used >= LAST_USED_RESOLUTION
-    return _principal(row), int(row["token_id"]) if due else 0
+    return principal_from_row(row), int(row["token_id"]) if due else 0
 
 
 def touch_token(conn: Connection, token_id: int, *, now: float) -> None:
@@ -332,10 +332,12 @@ def principal_for_password(conn: Connection, name: str, password: str) -> Princi
         if not verify_password(password, stored) or row is None or stored is None:
             raise Refused("wrong user name or password")
         _verified.remember(name, password, stored)
-    return _principal(row)
+    return principal_from_row(row)
 
 
-def _principal(row: Any) -> Principal:
+def principal_from_row(row: Any) -> Principal:
+    """The Principal of a users row (id, name, role, customer_id, disabled); Refused when
+    the user is disabled."""
     if row["disabled"]:
         raise Refused(f"user {row['name']!r} is disabled")
     return Principal(user_id=row["id"], name=row["name"], role=row["role"],

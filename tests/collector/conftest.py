@@ -150,6 +150,7 @@ class AppClient:
     ) -> None:
         self.app = app
         self.portal = portal
+        self._others: list[AppClient] = []
         self._client = httpx.AsyncClient(
             transport=httpx.ASGITransport(app=app), base_url="http://collector.test",
             headers=headers,
@@ -176,7 +177,19 @@ class AppClient:
         return self.portal.call(send_all)
 
     def close(self) -> None:
+        for other in self._others:
+            other.close()
         self.portal.call(self._client.aclose)
+
+    def browser(self, name: str | None = None, password: str | None = None) -> AppClient:
+        """Another client of the same app with its own cookies and no API token, as a
+        browser is; logged in to the dashboard as ``name`` when given (asserted)."""
+        other = AppClient(self.app, self.portal)
+        self._others.append(other)
+        if name is not None:
+            answer = other.post("/login", data={"name": name, "password": password or ""})
+            assert answer.status_code == 303, answer.text
+        return other
 
 
 @pytest.fixture

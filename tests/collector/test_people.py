@@ -18,7 +18,7 @@ from collector.people import service as people
 from collector.people.models import ApiToken
 from tests.collector.conftest import add_user, bearer
 
-READ_PATHS = ["/api/v1/hosts", "/api/v1/hosts/db1.acme.example", "/api/v1/problems", "/",
+READ_PATHS = ["/api/v1/hosts", "/api/v1/hosts/db1.acme.example", "/api/v1/problems",
               "/api/v1/tickets", "/api/v1/tickets/1", "/api/v1/audit"]
 
 
@@ -47,6 +47,8 @@ def test_every_read_endpoint_wants_a_user(two_customers):
         assert answer.json()["error"] == "not_authenticated"
         assert "Bearer" in answer.json()["detail"], path
         assert 'Basic realm="watchkeeper"' in answer.headers["WWW-Authenticate"], path
+    page = client.get("/", headers={"Accept": "text/html"})
+    assert page.status_code == 303 and page.headers["location"] == "/login?next=%2F"
     assert client.get("/healthz").status_code == 200
     assert client.get("/metrics").status_code == 200
 
@@ -66,20 +68,21 @@ def test_a_host_token_pushes_but_reads_nothing(settings, enroll_host, two_custom
 
 @pytest.mark.parametrize("role", ["admin", "tse", "noc"])
 def test_staff_read_every_customer(settings, two_customers, role):
-    headers = bearer(add_user(settings, f"someone-{role}", role))
+    headers = bearer(add_user(settings, f"someone-{role}", role, password="staff horse"))
     client = two_customers
     hosts = client.get("/api/v1/hosts", headers=headers).json()
     assert [h["fqdn"] for h in hosts] == ["db1.acme.example", "db2.globex.example"]
     problems = client.get("/api/v1/problems", headers=headers).json()
     assert {p["host"] for p in problems} == {"db1.acme.example", "db2.globex.example"}
     assert client.get("/api/v1/hosts/db2.globex.example", headers=headers).status_code == 200
-    page = client.get("/", headers=headers)
+    page = client.browser(f"someone-{role}", "staff horse").get("/")
     assert page.status_code == 200 and "db2.globex.example" in page.text
 
 
 def test_a_viewer_sees_its_customer_only(settings, two_customers):
     client = two_customers
-    headers = bearer(add_user(settings, "acme-ops", "viewer", customer="acme"))
+    headers = bearer(add_user(settings, "acme-ops", "viewer", customer="acme",
+                              password="acme horse"))
     hosts = client.get("/api/v1/hosts", headers=headers).json()
     assert [h["fqdn"] for h in hosts] == ["db1.acme.example"]
     problems = client.get("/api/v1/problems", headers=headers).json()
@@ -90,7 +93,7 @@ def test_a_viewer_sees_its_customer_only(settings, two_customers):
     unknown = client.get("/api/v1/hosts/nope.globex.example", headers=headers)
     assert other.status_code == unknown.status_code == 404
     assert other.json()["error"] == unknown.json()["error"] == "not_found"
-    page = client.get("/", headers=headers)
+    page = client.browser("acme-ops", "acme horse").get("/")
     assert "db1.acme.example" in page.text and "globex" not in page.text
 
 
@@ -151,7 +154,7 @@ def test_basic_login_with_the_password_only(settings, start_collector):
     client = start_collector(settings, role=None)
     add_user(settings, "nina", "noc", password="correct horse")
     add_user(settings, "tokenonly", "noc")
-    assert client.get("/", headers=basic("nina", "correct horse")).status_code == 200
+    assert client.get("/api/v1/hosts", headers=basic("nina", "correct horse")).status_code == 200
     for name, password in (("nina", "wrong horse"), ("nobody", "correct horse"),
                            ("tokenonly", "")):
         answer = client.get("/api/v1/hosts", headers=basic(name, password))

@@ -16,9 +16,10 @@ from tests.support.ports import free_port
 REPO = Path(__file__).resolve().parents[2]
 
 
-def _cli(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
+def _cli(*args: str, env: dict[str, str], cwd: Path,
+         stdin: str | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "collector.cli", *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=60, check=False)
+                          capture_output=True, text=True, timeout=60, check=False, input=stdin)
 
 
 @pytest.fixture
@@ -33,7 +34,8 @@ def served(tmp_path, pg_url):
         done = _cli("enroll", "--customer", "acme", "--host", host, env=env, cwd=tmp_path)
         assert done.returncode == 0, done.stderr
         tokens[host] = done.stdout.strip()
-    done = _cli("user", "add", "noc", "--role", "noc", env=env, cwd=tmp_path)
+    done = _cli("user", "add", "noc", "--role", "noc", "--password-stdin", env=env,
+                cwd=tmp_path, stdin="night shift horse\n")
     assert done.returncode == 0, done.stderr
     done = _cli("token", "create", "--user", "noc", env=env, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
@@ -85,4 +87,7 @@ def test_served_collector_stores_pushes_and_survives_an_oversized_one(
         assert [(p["host"], p["summary"]) for p in problems] == [("b.example.net",
                                                                   "/var 91% used")]
         assert "watchkeeper_check_status" in client.get("/metrics").text
-        assert "b.example.net" in client.get("/").text
+    with httpx.Client(base_url=base, timeout=10) as browser:
+        logged = browser.post("/login", data={"name": "noc", "password": "night shift horse"})
+        assert logged.status_code == 303, logged.text
+        assert "b.example.net" in browser.get("/").text
