@@ -1,4 +1,5 @@
-"""Retention: delete results older than ``ingest.result_retention``."""
+"""Retention: delete results older than ``ingest.result_retention`` and ended dashboard
+logins."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import logging
 
 from sqlalchemy import text
 
+from collector.dashboard.sessions import prune_sessions
 from collector.db import PRUNE_LOCK_ID, is_postgres, write_transaction
 from collector.ingest.service import prune_results
 from collector.runtime import Runtime
@@ -15,7 +17,8 @@ log = logging.getLogger(__name__)
 
 
 def prune_job(runtime: Runtime) -> int:
-    """One pruning pass; with several collectors on PostgreSQL only one prunes at a time."""
+    """One pruning pass (results past retention, ended dashboard logins); with several
+    collectors on PostgreSQL only one prunes at a time. Returns the results pruned."""
     cutoff = runtime.clock() - runtime.settings.ingest.result_retention
     with write_transaction(runtime.engine) as conn:
         if is_postgres(conn):
@@ -25,8 +28,12 @@ def prune_job(runtime: Runtime) -> int:
             if not got:
                 return 0
         results = prune_results(conn=conn, older_than=cutoff)
+        sessions = prune_sessions(conn, now=runtime.clock(),
+                                  idle=runtime.settings.dashboard.session_idle)
     if results:
         log.info("pruned %d results", results)
+    if sessions:
+        log.info("removed %d ended dashboard logins", sessions)
     return results
 
 

@@ -7,9 +7,12 @@ from __future__ import annotations
 import re
 
 import pytest
+from sqlalchemy import select
 
+from collector.dashboard.sessions import SESSIONS, USERS
 from collector.dashboard.web import COOKIE, age, safe_next
 from collector.db import create_db_engine, write_transaction
+from collector.ingest.scheduled import prune_job
 from collector.people import service as people
 from collector.settings import DashboardSettings
 from tests.collector.conftest import add_user
@@ -148,3 +151,21 @@ def test_a_missing_page_is_a_page_that_says_so_and_the_api_keeps_its_json(
 ])
 def test_durations_read_at_a_glance(seconds, text):
     assert age(seconds) == text
+
+
+def test_ended_logins_are_removed_by_the_pruning_job(settings, start_collector, clock):
+    settings = settings.model_copy(update={"dashboard": DashboardSettings(session_idle=3600)})
+    client = start_collector(settings, clock, role=None)
+    add_user(settings, "nina", "noc", password="correct horse")
+    add_user(settings, "omar", "noc", password="another horse")
+    client.browser("nina", "correct horse")
+    omar = client.browser("omar", "another horse")
+    clock.advance(3500)
+    assert omar.get("/").status_code == 200
+    clock.advance(200)  # nina idle for 3700 s, omar for 200 s
+    prune_job(client.app.state.runtime)
+    with client.app.state.engine.connect() as conn:
+        left = conn.execute(select(SESSIONS.c.user_id).join(
+            USERS, USERS.c.id == SESSIONS.c.user_id).add_columns(USERS.c.name)).all()
+    assert [row.name for row in left] == ["omar"]
+    assert omar.get("/").status_code == 200
