@@ -7,17 +7,14 @@ Acting (reply, comment, priority, state, assign): admin and tse; others get 403.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
-from sqlalchemy import Connection
 
-from collector.db import write_transaction
 from collector.people.auth import TSE, AuthRoute, Principal, PrincipalDep, require_role
 from collector.runtime import Runtime, get_runtime
-from collector.tickets import service
+from collector.tickets import work
 from collector.tickets.models import (
     AssignIn,
     PriorityIn,
@@ -38,10 +35,6 @@ from collector.timefmt import as_utc
 router = APIRouter(prefix="/api/v1", tags=["tickets"], route_class=AuthRoute)
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 WorkerDep = Annotated[Principal, Depends(require_role(TSE))]
-
-
-def _internal(principal: Principal) -> bool:
-    return principal.scope is None
 
 
 @router.get("/tickets", response_model=list[TicketView])
@@ -68,74 +61,43 @@ def ticket(ticket_id: int, runtime: RuntimeDep, principal: PrincipalDep) -> Tick
     """One ticket with its SLA clocks, escalations, breaches and history (oldest first)."""
     with runtime.engine.connect() as conn:
         return ticket_detail(conn, ticket_id, scope=principal.scope,
-                             internal=_internal(principal))
-
-
-def _act(
-    runtime: Runtime, principal: Principal, ticket_id: int,
-    action: Callable[[Connection, float], Any],
-) -> TicketDetail:
-    """Run one action in a write transaction and answer with the ticket as it is now."""
-    with write_transaction(runtime.engine) as conn:
-        ticket_detail(conn, ticket_id, scope=principal.scope)  # 404 before any change
-        action(conn, runtime.clock())
-        return ticket_detail(conn, ticket_id, scope=principal.scope,
-                             internal=_internal(principal))
-
-
-def _required(value: str | None, name: str) -> str:
-    text = (value or "").strip()
-    if not text:
-        raise QueryError(f"{name}: must not be empty")
-    return text
+                             internal=work.internal(principal))
 
 
 @router.post("/tickets/{ticket_id}/reply", response_model=TicketDetail)
 def reply(ticket_id: int, body: ReplyIn, runtime: RuntimeDep,
           principal: WorkerDep) -> TicketDetail:
     """A public answer to the customer; the first one is the first response."""
-    text = _required(body.text, "text")
-    return _act(runtime, principal, ticket_id, lambda conn, now: service.reply(
-        conn, ticket_id, text=text, actor=principal.name, policy=runtime.policy,
-        settings=runtime.settings, now=now))
+    return work.reply(runtime, principal, ticket_id, text=body.text)
 
 
 @router.post("/tickets/{ticket_id}/comment", response_model=TicketDetail)
 def comment(ticket_id: int, body: ReplyIn, runtime: RuntimeDep,
             principal: WorkerDep) -> TicketDetail:
     """An internal note: not shown to viewers, not sent to the customer."""
-    text = _required(body.text, "text")
-    return _act(runtime, principal, ticket_id, lambda conn, now: service.comment(
-        conn, ticket_id, text=text, actor=principal.name, now=now))
+    return work.comment(runtime, principal, ticket_id, text=body.text)
 
 
 @router.post("/tickets/{ticket_id}/priority", response_model=TicketDetail)
 def priority(ticket_id: int, body: PriorityIn, runtime: RuntimeDep,
              principal: WorkerDep) -> TicketDetail:
     """Change the priority with a reason; the SLA clocks start again from now."""
-    reason = _required(body.reason, "reason")
-    return _act(runtime, principal, ticket_id, lambda conn, now: service.change_priority(
-        conn, ticket_id, priority=body.priority, reason=reason, actor=principal.name,
-        policy=runtime.policy, now=now))
+    return work.change_priority(runtime, principal, ticket_id, priority=body.priority,
+                                reason=body.reason)
 
 
 @router.post("/tickets/{ticket_id}/state", response_model=TicketDetail)
 def state(ticket_id: int, body: StateIn, runtime: RuntimeDep,
           principal: WorkerDep) -> TicketDetail:
     """Move the ticket: open, stalled, resolved, rejected, or reopen."""
-    reason = (body.reason or "").strip()
-    return _act(runtime, principal, ticket_id, lambda conn, now: service.set_state(
-        conn, ticket_id, state=body.state.strip().lower(), actor=principal.name, reason=reason,
-        policy=runtime.policy, settings=runtime.settings, now=now))
+    return work.set_state(runtime, principal, ticket_id, state=body.state, reason=body.reason)
 
 
 @router.post("/tickets/{ticket_id}/assign", response_model=TicketDetail)
 def assign(ticket_id: int, body: AssignIn, runtime: RuntimeDep,
            principal: WorkerDep) -> TicketDetail:
     """Give the ticket to someone (null: to nobody)."""
-    assignee = (body.assignee or "").strip() or None
-    return _act(runtime, principal, ticket_id, lambda conn, now: service.assign(
-        conn, ticket_id, assignee=assignee, actor=principal.name, now=now))
+    return work.assign(runtime, principal, ticket_id, assignee=body.assignee)
 
 
 @router.get("/audit", response_model=list[AuditEntry])
@@ -153,7 +115,7 @@ def audit(
 ) -> list[AuditEntry]:
     """The audit log, newest first: every decision and action, with or without a ticket."""
     with runtime.engine.connect() as conn:
-        return audit_log(conn, scope=principal.scope, internal=_internal(principal),
+        return audit_log(conn, scope=principal.scope, internal=work.internal(principal),
                          ticket_id=ticket, customer=customer, kinds=kind or (),
                          since=_since(since), limit=limit, offset=offset)
 
