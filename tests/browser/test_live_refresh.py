@@ -121,7 +121,8 @@ def test_a_user_logs_in_through_the_login_form(scene: Scene, page: Page) -> None
 def test_a_check_turning_critical_appears_on_the_open_page_without_a_reload(
         scene: Scene, page: Page) -> None:
     log_in(page, scene.collector.url, USER, PASSWORD)
-    row = page.locator(f'tr[data-problem][data-host="{HOST}"][data-check="backup"]'
+    row = page.locator(f'tr[data-problem][data-customer="acme"][data-host="{HOST}"]'
+                       '[data-check="backup"][data-target="nightly"]'
                        '[data-status="CRITICAL"]')
     expect(row).to_have_count(0)
     loads: list[str] = []
