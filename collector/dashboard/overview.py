@@ -1,4 +1,10 @@
-"""GET /: the overview, what the NOC watches all day."""
+"""GET /: the overview, what the NOC watches all day; GET /problems: every problem, paged.
+
+The overview shows a card per customer (its hosts by state, its active tickets by
+priority, its SLA clocks past due), the most urgent problems (the first of /problems) and
+the active tickets whose SLA falls due soonest. A viewer sees its own customer only. How a
+problem's priority is found: ``collector.dashboard.queries``.
+"""
 
 from __future__ import annotations
 
@@ -6,18 +12,72 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse
+from sqlalchemy import Connection
 from sqlalchemy.orm import Session
 
-from collector.dashboard.web import LoginDep, render
-from collector.runtime import get_session
-from collector.state.service import list_problems
+from collector.dashboard import queries
+from collector.dashboard.web import BadRequest, LoginDep, Page, page_number, query_value, render
+from collector.people.service import Principal
+from collector.runtime import get_runtime, get_session
 
 router = APIRouter(include_in_schema=False)
+
+OVERVIEW_PROBLEMS = 25
+OVERVIEW_TICKETS = 20
+
+
+def chosen_customers(request: Request, conn: Connection,
+                     principal: Principal) -> tuple[dict[int, str], list[int], str]:
+    """The customer filter: the customers a login may pick from (id: name, by name), the
+    ids it asks for (every visible one without a filter) and the name picked ("" for all).
+    An unknown or hidden name is BadRequest naming the parameter (a viewer learns no other
+    customer's name)."""
+    visible = dict(queries.customers(conn, scope=principal.scope))
+    picked = request.query_params.get("customer", "")
+    if picked == "":
+        return visible, list(visible), ""
+    ids = [cid for cid, name in visible.items() if name == picked]
+    if not ids:
+        raise BadRequest(f"customer: no customer named {picked!r}")
+    return visible, ids, picked
 
 
 @router.get("/", response_class=HTMLResponse)
 def overview(request: Request, login: LoginDep,
              session: Annotated[Session, Depends(get_session)]) -> HTMLResponse:
-    """Open problems of what this user may see."""
-    problems = list_problems(session=session, customer_id=login.principal.scope)
-    return render(request, "dashboard/overview.html", login, problems=problems)
+    """Customer cards, the most urgent problems, the tickets whose SLA is due soonest."""
+    runtime = get_runtime(request)
+    conn = session.connection()
+    visible, ids, picked = chosen_customers(request, conn, login.principal)
+    cards = queries.customer_cards(conn, customer_ids=ids, names=visible, now=runtime.clock())
+    problems, problem_total = queries.list_problems(
+        conn, policy=runtime.policy.priority, customer_ids=ids, limit=OVERVIEW_PROBLEMS)
+    tickets, ticket_total = queries.tickets_needing_attention(
+        conn, customer_ids=ids, limit=OVERVIEW_TICKETS)
+    return render(request, "dashboard/overview.html", login, customers=list(visible.values()),
+                  picked=picked,
+                  cards=cards, host_states=queries.HOST_STATES, priorities=queries.PRIORITIES,
+                  problems=problems, problem_total=problem_total, tickets=tickets,
+                  ticket_total=ticket_total)
+
+
+@router.get("/problems", response_class=HTMLResponse)
+def problems(request: Request, login: LoginDep,
+             session: Annotated[Session, Depends(get_session)]) -> HTMLResponse:
+    """Every non-OK current state (host silence included), P1 first, then the oldest."""
+    runtime = get_runtime(request)
+    params = request.query_params
+    priority = query_value(params, "priority", queries.PRIORITIES)
+    status = query_value(params, "status", queries.PROBLEM_STATES)
+    number = page_number(params.get("page"))
+    conn = session.connection()
+    visible, ids, picked = chosen_customers(request, conn, login.principal)
+    size = runtime.settings.dashboard.page_size
+    rows, total = queries.list_problems(
+        conn, policy=runtime.policy.priority, customer_ids=ids, priority=priority,
+        status=status, limit=size, offset=(number - 1) * size)
+    return render(request, "dashboard/problems.html", login, customers=list(visible.values()),
+                  picked=picked,
+                  priority=priority or "", chosen_status=status or "",
+                  priorities=queries.PRIORITIES, statuses=queries.PROBLEM_STATES,
+                  problems=rows, page=Page(number, size, total))
