@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any, cast
 
 from pydantic import BaseModel
-from sqlalchemy import Connection, Select, Table, select
+from sqlalchemy import Connection, Select, Table, func, select
 
 from checks.result import Status
 from collector.errors import CollectorError, NotFound
@@ -113,17 +113,43 @@ def _base() -> Select[Any]:
 def list_tickets(
     conn: Connection, *, scope: int | None, customer: str | None = None,
     states: Sequence[str] = (), priority: str | None = None, host: str | None = None,
-    limit: int = 100, offset: int = 0,
+    host_contains: str | None = None, limit: int = 100, offset: int = 0,
 ) -> list[TicketView]:
     """Tickets, most urgent priority first, then the oldest first.
 
     Filters: ``customer`` (name), ``states`` (repeatable or comma-separated; default the
-    active ones, ``all`` every state), ``priority``, ``host`` (FQDN, ``*`` for a site).
+    active ones, ``all`` every state), ``priority``, ``host`` (FQDN, ``*`` for a site),
+    ``host_contains`` (a part of the FQDN, any case).
     """
+    query = _filtered(_base(), scope=scope, customer=customer, states=states,
+                      priority=priority, host=host, host_contains=host_contains)
+    check_paging(limit, offset)
+    # "P1" < "P2" < ...: the stored text sorts most urgent first.
+    query = query.order_by(TICKETS.c.priority, TICKETS.c.created_at, TICKETS.c.id)
+    rows = list(conn.execute(query.limit(limit).offset(offset)).mappings())
+    escalations, breaches = _clock_records(conn, [r["id"] for r in rows])
+    return [_view(r, escalations.get(r["id"], []), breaches.get(r["id"], [])) for r in rows]
+
+
+def count_tickets(
+    conn: Connection, *, scope: int | None, customer: str | None = None,
+    states: Sequence[str] = (), priority: str | None = None, host: str | None = None,
+    host_contains: str | None = None,
+) -> int:
+    """How many tickets ``list_tickets`` finds with the same filters, counted in SQL."""
+    query = _filtered(select(func.count()).select_from(TICKETS).join(
+        CUSTOMERS, CUSTOMERS.c.id == TICKETS.c.customer_id), scope=scope, customer=customer,
+        states=states, priority=priority, host=host, host_contains=host_contains)
+    return int(conn.execute(query).scalar_one())
+
+
+def _filtered(
+    query: Select[Any], *, scope: int | None, customer: str | None, states: Sequence[str],
+    priority: str | None, host: str | None, host_contains: str | None,
+) -> Select[Any]:
     wanted_states = parse_states(states)
     wanted_priority = parse_priority(priority)
-    check_paging(limit, offset)
-    query = _base().where(TICKETS.c.state.in_(wanted_states))
+    query = query.where(TICKETS.c.state.in_(wanted_states))
     if scope is not None:
         query = query.where(TICKETS.c.customer_id == scope)
     if customer:
@@ -132,11 +158,10 @@ def list_tickets(
         query = query.where(TICKETS.c.priority == str(wanted_priority))
     if host:
         query = query.where(TICKETS.c.host == host)
-    # "P1" < "P2" < ...: the stored text sorts most urgent first.
-    query = query.order_by(TICKETS.c.priority, TICKETS.c.created_at, TICKETS.c.id)
-    rows = list(conn.execute(query.limit(limit).offset(offset)).mappings())
-    escalations, breaches = _clock_records(conn, [r["id"] for r in rows])
-    return [_view(r, escalations.get(r["id"], []), breaches.get(r["id"], [])) for r in rows]
+    if host_contains:
+        query = query.where(func.lower(TICKETS.c.host).contains(host_contains.lower(),
+                                                                autoescape=True))
+    return query
 
 
 def ticket_detail(
