@@ -19,14 +19,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Page, expect
 
 from tests.browser.dashboard import (
     REFRESH,
     add_user,
     dashboard_collector,
     log_in,
-    new_page,
     screenshot,
     wait_for_attribute_above,
 )
@@ -92,15 +91,6 @@ def scene(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scene]:
         kill_tree_on_exit([agent] + ([collector.proc] if collector.proc else []))
 
 
-@pytest.fixture
-def page(browser: Browser) -> Iterator[Page]:
-    context, page = new_page(browser)
-    try:
-        yield page
-    finally:
-        context.close()
-
-
 def test_a_user_logs_in_through_the_login_form(scene: Scene, page: Page) -> None:
     url = scene.collector.url
     page.goto(f"{url}/")
@@ -150,6 +140,7 @@ def test_the_updated_time_moves_on_with_each_refresh(scene: Scene, page: Page) -
     wait_for_attribute_above(page, "#last-updated", "data-at", first + 1.5, REFRESH * 5)
     assert updated.inner_text() != first_text
     expect(page.locator("#lost-contact")).to_be_hidden()
+    screenshot(page, "updated-time")
 
 
 def test_the_page_says_it_lost_contact_while_the_collector_is_stopped(

@@ -12,14 +12,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Page, expect
 
 from tests.browser.dashboard import (
     REFRESH,
     add_user,
     dashboard_collector,
     log_in,
-    new_page,
     open_ticket,
     screenshot,
 )
@@ -53,15 +52,6 @@ def scene(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scene]:
     finally:
         collector.stop()
         kill_tree_on_exit([collector.proc] if collector.proc else [])
-
-
-@pytest.fixture
-def page(browser: Browser) -> Iterator[Page]:
-    context, page = new_page(browser)
-    try:
-        yield page
-    finally:
-        context.close()
 
 
 def test_a_reply_from_the_ticket_page_stops_the_first_response_countdown(

@@ -8,14 +8,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Page, expect
 
 from tests.browser.dashboard import (
     add_user,
     attributes,
     dashboard_collector,
     log_in,
-    new_page,
     open_ticket,
     screenshot,
 )
@@ -59,15 +58,6 @@ def scene(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scene]:
     finally:
         collector.stop()
         kill_tree_on_exit([collector.proc] if collector.proc else [])
-
-
-@pytest.fixture
-def page(browser: Browser) -> Iterator[Page]:
-    context, page = new_page(browser)
-    try:
-        yield page
-    finally:
-        context.close()
 
 
 def test_a_viewer_sees_only_its_own_customer_on_every_list(scene: Scene, page: Page) -> None:
