@@ -23,6 +23,7 @@ Non-OK states are a small share of a store's states; every other list is paged i
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
@@ -32,13 +33,16 @@ from sqlalchemy import (
     Connection,
     Select,
     Table,
+    Text,
     and_,
     case,
     func,
     literal,
+    literal_column,
     null,
     select,
 )
+from sqlalchemy import cast as sql_cast
 
 from checks.result import Status
 from collector.hosts.models import Customer, Host
@@ -72,6 +76,12 @@ def status_label(check: str, target: str, status: int) -> str:
     return Status(status).name
 
 
+def _not_ok() -> Any:
+    # a literal 0, not a bound parameter: the planner can then read the problems from
+    # the partial index of non-OK states, where there is one
+    return STATES.c.status != literal_column("0")
+
+
 def _is_silence() -> Any:
     return and_(STATES.c.check == SILENCE_CHECK, STATES.c.target == SILENCE_TARGET,
                 STATES.c.status == int(Status.CRITICAL))
@@ -88,7 +98,7 @@ def _rank() -> Any:
 def _worst_by_host(customer_ids: Sequence[int] | None) -> Any:
     """Subquery (host_id, rank) of the hosts with a non-OK state."""
     query = (select(STATES.c.host_id, func.max(_rank()).label("rank"))
-             .where(STATES.c.status != int(Status.OK)).group_by(STATES.c.host_id))
+             .where(_not_ok()).group_by(STATES.c.host_id))
     if customer_ids is not None:
         query = query.where(STATES.c.host_id.in_(
             select(HOSTS.c.id).where(HOSTS.c.customer_id.in_(list(customer_ids)))))
@@ -197,46 +207,54 @@ def list_problems(
     live_key = (CUSTOMERS.c.name + "/" + HOSTS.c.fqdn + "/" + STATES.c.check + "/"
                 + STATES.c.target)
     query: Select[Any] = (
-        select(CUSTOMERS.c.name, HOSTS.c.fqdn, HOSTS.c.critical, HOSTS.c.tags, STATES.c.check,
-               STATES.c.target, STATES.c.type, STATES.c.status, STATES.c.summary,
-               STATES.c.last_change_at, STATES.c.last_result_at, TICKETS.c.id,
-               TICKETS.c.priority,
-               # the evidence only where the policy has to judge it
-               case((TICKETS.c.id.is_(None), STATES.c.details), else_=null()))
+        select(STATES.c.status, STATES.c.last_change_at, CUSTOMERS.c.name, HOSTS.c.fqdn,
+               STATES.c.check, STATES.c.target, STATES.c.summary, STATES.c.last_result_at,
+               TICKETS.c.id, TICKETS.c.priority,
+               # what the policy judges, as stored text (decoded once per distinct value),
+               # and the evidence only where the policy has to judge it
+               STATES.c.type, HOSTS.c.critical, sql_cast(HOSTS.c.tags, Text),
+               case((TICKETS.c.id.is_(None), sql_cast(STATES.c.details, Text)), else_=null()))
         .select_from(
             STATES.join(HOSTS, HOSTS.c.id == STATES.c.host_id)
             .join(CUSTOMERS, CUSTOMERS.c.id == HOSTS.c.customer_id)
             .outerjoin(TICKETS, TICKETS.c.live_key == live_key))
-        .where(STATES.c.status != int(Status.OK), HOSTS.c.customer_id.in_(list(customer_ids)))
+        .where(_not_ok(), HOSTS.c.customer_id.in_(list(customer_ids)))
     )
     if status == SILENT:
         query = query.where(_is_silence())
     elif status is not None:
         query = query.where(STATES.c.status == int(Status[status]), ~_is_silence())
-    ranked: list[tuple[str, float, str, str, str, str, ProblemRow]] = []
+    judged: dict[tuple[Any, ...], str] = {}
+    ranked: list[tuple[Any, ...]] = []
     for r in conn.execute(query):
-        (customer, host, critical, tags, check, target, check_type, code, summary, since,
-         last_result, ticket_id, ticket_priority, details) = r
-        wanted = ticket_priority or _policy_priority(
-            policy, check_type=check_type, status=code, target=target, customer=customer,
-            tags=tags, critical=critical, details=details)
-        if priority is not None and wanted != priority:
-            continue
-        row = ProblemRow(customer=customer, host=host, check=check, target=target,
-                         status=status_label(check, target, code), priority=wanted,
-                         summary=summary, since=since, last_result_at=last_result,
-                         ticket_id=ticket_id)
-        ranked.append((wanted, since, customer, host, check, target, row))
+        wanted = r[9]
+        if wanted is None:
+            facts = (r[10], r[0], r[5], r[2], r[12], bool(r[11]), r[13])
+            wanted = judged.get(facts)
+            if wanted is None:
+                wanted = judged[facts] = _policy_priority(policy, *facts)
+        if priority is None or wanted == priority:
+            ranked.append((wanted, *r[1:9], r[0]))
+    # priority, since, customer, host, check, target: P1 first, then the oldest
     ranked.sort(key=lambda item: item[:6])
-    return [item[6] for item in ranked[offset:offset + limit]], len(ranked)
+    return [
+        ProblemRow(priority=wanted, since=since, customer=customer, host=host, check=check,
+                   target=target, status=status_label(check, target, code), summary=summary,
+                   last_result_at=last_result, ticket_id=ticket_id)
+        for wanted, since, customer, host, check, target, summary, last_result, ticket_id, code
+        in ranked[offset:offset + limit]
+    ], len(ranked)
 
 
-def _policy_priority(policy: PriorityPolicy, *, check_type: str, status: int, target: str,
-                     customer: str, tags: Any, critical: bool, details: Any) -> str:
+def _policy_priority(policy: PriorityPolicy, check_type: str, status: int, target: str,
+                     customer: str, tags: str | None, critical: bool,
+                     details: str | None) -> str:
+    evidence = json.loads(details) if details else {}
     decision = priority_for(policy=policy, check_type=check_type, status=Status(status),
-                            target=target, customer=customer, host_tags=tags or (),
-                            host_critical=bool(critical),
-                            details=details if isinstance(details, dict) else {})
+                            target=target, customer=customer,
+                            host_tags=json.loads(tags) if tags else (),
+                            host_critical=critical,
+                            details=evidence if isinstance(evidence, dict) else {})
     assert decision is not None  # only non-OK states are problems
     return decision.priority.value
 

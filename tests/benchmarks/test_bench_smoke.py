@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any, cast
+
 import pytest
 
 from tests.benchmarks import bench_agent_footprint, bench_engine, bench_ingest, bench_metrics
@@ -42,12 +44,22 @@ def test_engine_harness_measures_steady_and_quiet_passes() -> None:
     assert report["quiet"]["transactions"] == 0  # type: ignore[index]
 
 
-def test_metrics_harness_times_a_scrape_of_the_filled_store() -> None:
+def test_metrics_harness_times_a_scrape_and_the_dashboard_of_the_filled_store() -> None:
     report = bench_metrics.main(["--hosts", "20", "--checks", "3", "--customers", "2",
-                                 "--scrapes", "2", "--problem-every", "5"])
-    assert report["check_states"] == 60 and report["tickets"] == 4
+                                 "--scrapes", "2", "--problem-every", "5",
+                                 "--silent-every", "10", "--failing-every", "7"])
+    # 60 check states and the silence of hosts 5 and 15
+    assert report["check_states"] == 62 and report["silent_hosts"] == 2
+    assert report["tickets"] == 4 and report["resolved_tickets"] == 8
+    # the 4 CRITICAL ones with tickets, 2 silences, every 7th of the others WARNING
+    assert report["problems"] == 4 + 2 + sum(
+        1 for n in range(60) if n % 7 == 0 and n not in (0, 15, 30, 45))
     # every check state a status line and two metric lines, every host two
     assert report["lines"] > 60 * 3 + 20 * 2
     assert len(report["scrape_s"]) == 2  # type: ignore[arg-type]
     assert 0 < report["median_scrape_s"] < 5  # type: ignore[operator]
+    pages = cast(dict[str, dict[str, Any]], report["pages"])
+    assert set(pages) == {"overview", "problems", "hosts"}
+    for figures in pages.values():
+        assert len(figures["s"]) == 2 and 0 < figures["median_s"] < 5
     assert report["targets_missed"] == []
