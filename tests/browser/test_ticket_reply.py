@@ -8,6 +8,7 @@ first response is due in about half an hour and its countdown visibly ticks ever
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -60,6 +61,7 @@ def test_a_reply_from_the_ticket_page_stops_the_first_response_countdown(
     log_in(page, scene.collector.url, TSE, PASSWORD, then=ticket)
     root = page.locator(f'section#ticket[data-ticket="{scene.ticket_id}"]')
     expect(root).to_be_visible()
+    expect(root.locator("[data-state]").first).to_have_text("new")
     clock = root.locator('[data-clock="first-response"]')
     expect(clock).to_have_count(1)
     assert clock.get_attribute("data-state") in ("running", "soon"), clock.get_attribute(
@@ -76,13 +78,17 @@ def test_a_reply_from_the_ticket_page_stops_the_first_response_countdown(
     with page.expect_navigation():
         form.locator('[type="submit"]').click()
 
-    expect(page.locator(".flash")).to_be_visible()
-    clock = page.locator(f'section#ticket[data-ticket="{scene.ticket_id}"] '
-                         '[data-clock="first-response"]')
+    expect(page.locator(".flash")).to_contain_text(re.compile("reply", re.IGNORECASE))
+    root = page.locator(f'section#ticket[data-ticket="{scene.ticket_id}"]')
+    expect(root.locator("[data-state]").first).to_have_text("open")
+    clock = root.locator('[data-clock="first-response"]')
     expect(clock).to_have_attribute("data-state", "stopped")
     assert clock.get_attribute("data-due") is None
     expect(page.locator(f'section#ticket[data-ticket="{scene.ticket_id}"]')).to_contain_text(
         words)
+    # The answer starts the next-update clock.
+    expect(root.locator('[data-clock="next-update"]')).to_have_attribute(
+        "data-state", re.compile("^(running|soon)$"))
     stopped = clock.inner_text()
     # Through two refreshes of the page and the countdown's ticks, nothing moves any more.
     stays(lambda: clock.inner_text() == stopped
