@@ -79,6 +79,12 @@ class Refused:
     error: str
     fields: Mapping[str, str] = field(default_factory=dict)
 
+    @property
+    def named_field(self) -> str:
+        """The form field the error names ("text: must not be empty"), or ""."""
+        name = self.error.partition(":")[0]
+        return name if name in self.fields else ""
+
 
 @dataclass(frozen=True, slots=True)
 class Clock:

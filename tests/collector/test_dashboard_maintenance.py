@@ -160,6 +160,7 @@ def test_a_refused_window_names_the_field_and_keeps_what_was_typed(desk, fields,
     form = page.one("form", data_action="create-window")
     error = form.one("p", **{"class": "error"})
     assert error.attrs["data-field"] == named and error.text.startswith(f"{named}:")
+    assert [e.attrs["name"] for e in form.all(aria_invalid="true")] == [named]
     for name in ("host", "check", "reason", "timezone", "starts_at", "ends_at", "until"):
         if name in typed:
             assert form.one("input", name=name).attrs["value"] == typed[name], name

@@ -326,6 +326,8 @@ def test_a_refused_action_says_why_and_keeps_what_was_typed(web, action, fields,
     page = parse(answer.text)
     form = page.one("form", data_action=action)
     assert named in form.one("p", **{"class": "error"}).text
+    marked = [e.attrs["name"] for e in form.all(aria_invalid="true")]
+    assert marked == ([named[:-1]] if named.endswith(":") else [])
     tag, name, value = kept
     element = form.one(tag, name=name)
     if tag == "textarea":
