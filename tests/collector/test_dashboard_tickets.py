@@ -18,7 +18,7 @@ from collector.policy import build_policy
 from collector.settings import DashboardSettings
 from collector.sla.clock import ClockKind
 from collector.tickets import clocks
-from collector.tickets.models import TicketEscalation
+from collector.tickets.models import TicketBreach, TicketEscalation
 from tests.collector.conftest import AppClient
 from tests.collector.test_tickets_api import START, Desk, _open, desk  # noqa: F401
 
@@ -165,6 +165,9 @@ def test_the_list_is_in_the_api_s_order_with_clocks_and_escalations(web):
             conn.execute(TicketEscalation.__table__.insert().values(
                 ticket_id=web.number("acme-load"), role="tsm", step="P1/1h", due_at=START,
                 decided_at=START))
+            conn.execute(TicketBreach.__table__.insert().values(
+                ticket_id=web.number("acme-load"), kind="first_response", due_at=START - 100,
+                priority="P1", noticed_at=START - 50))
     finally:
         engine.dispose()
     page = web.page("/tickets", "noc")
@@ -183,6 +186,9 @@ def test_the_list_is_in_the_api_s_order_with_clocks_and_escalations(web):
     assert load.one(data_clock="next-update").attrs["data-state"] == "none"
     assert load.one(data_escalation="tsm").text.startswith("tsm 09:00:00 UTC")
     assert not page.all(data_escalation="tsm")[1:]
+    assert load.one("span", **{"class": "breach"}).attrs["data-breached"] == "first_response"
+    assert [row.all("span", **{"class": "breach"}) for row in page.all("tr", data_ticket=True)
+            ].count([]) == 3
 
 
 @pytest.mark.parametrize(("params", "expected"), [
@@ -400,6 +406,12 @@ def test_noc_and_viewers_see_no_forms_and_may_not_post(web, who):
                                        data={"csrf": csrf, **fields})
         assert answer.status_code == 403, action
     assert web.api("acme-disk") == before
+
+
+def test_an_unknown_action_or_ticket_is_not_found(web):
+    assert web.post("acme-disk", "close", text="x").status_code == 404
+    page = web.page("/tickets/999999", status=404)
+    assert "no ticket #999999" in page.one("p", **{"class": "error"}).text
 
 
 def test_an_admin_acts_too_and_a_viewer_sees_the_reply(web):
