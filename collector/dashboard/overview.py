@@ -27,15 +27,15 @@ OVERVIEW_TICKETS = 20
 
 
 def chosen_customers(request: Request, conn: Connection,
-                     principal: Principal) -> tuple[dict[int, str], list[int], str]:
+                     principal: Principal) -> tuple[dict[int, str], list[int] | None, str]:
     """The customer filter: the customers a login may pick from (id: name, by name), the
-    ids it asks for (every visible one without a filter) and the name picked ("" for all).
-    An unknown or hidden name is BadRequest naming the parameter (a viewer learns no other
-    customer's name)."""
+    ids it asks for (None: every customer, for staff without a filter) and the name
+    picked ("" for all). An unknown or hidden name is BadRequest naming the parameter (a
+    viewer learns no other customer's name)."""
     visible = dict(queries.customers(conn, scope=principal.scope))
     picked = request.query_params.get("customer", "")
     if picked == "":
-        return visible, list(visible), ""
+        return visible, None if principal.scope is None else list(visible), ""
     ids = [cid for cid, name in visible.items() if name == picked]
     if not ids:
         raise BadRequest(f"customer: no customer named {picked!r}")

@@ -41,6 +41,7 @@ from sqlalchemy import (
     literal_column,
     null,
     select,
+    true,
 )
 from sqlalchemy import cast as sql_cast
 
@@ -95,13 +96,18 @@ def _rank() -> Any:
                 (STATES.c.status == int(Status.WARNING), _RANKS["WARNING"]), else_=0)
 
 
+def _of(column: Any, customer_ids: Sequence[int] | None) -> ColumnElement[bool]:
+    """SQL: ``column`` is one of these customers (None: every customer)."""
+    return true() if customer_ids is None else column.in_(list(customer_ids))
+
+
 def _worst_by_host(customer_ids: Sequence[int] | None) -> Any:
-    """Subquery (host_id, rank) of the hosts with a non-OK state."""
+    """Subquery (host_id, rank) of the hosts with a non-OK state (of these customers)."""
     query = (select(STATES.c.host_id, func.max(_rank()).label("rank"))
              .where(_not_ok()).group_by(STATES.c.host_id))
     if customer_ids is not None:
         query = query.where(STATES.c.host_id.in_(
-            select(HOSTS.c.id).where(HOSTS.c.customer_id.in_(list(customer_ids)))))
+            select(HOSTS.c.id).where(_of(HOSTS.c.customer_id, customer_ids))))
     return query.subquery("worst")
 
 
@@ -149,32 +155,38 @@ def breached_clocks(now: float) -> tuple[Any, Any]:
     return first, update
 
 
-def customer_cards(conn: Connection, *, customer_ids: Sequence[int], names: dict[int, str],
-                   now: float) -> list[CustomerCard]:
-    """The cards of these customers (in the order given), every figure counted in SQL."""
-    cards = {cid: CustomerCard(names[cid]) for cid in customer_ids}
+def customer_cards(conn: Connection, *, customer_ids: Sequence[int] | None,
+                   names: dict[int, str], now: float) -> list[CustomerCard]:
+    """The cards of these customers (None: of every one in ``names``), in the order of
+    ``names``; every figure counted in SQL."""
+    ids = list(names) if customer_ids is None else list(customer_ids)
+    wanted = set(ids)
+    cards = {cid: CustomerCard(names[cid]) for cid in names if cid in wanted}
     if not cards:
         return []
-    ids = list(customer_ids)
-    worst = _worst_by_host(ids)
+    worst = _worst_by_host(customer_ids)
     rank = func.coalesce(worst.c.rank, 0)
     for customer_id, host_rank, count in conn.execute(
         select(HOSTS.c.customer_id, rank, func.count())
         .select_from(HOSTS.outerjoin(worst, worst.c.host_id == HOSTS.c.id))
-        .where(HOSTS.c.customer_id.in_(ids)).group_by(HOSTS.c.customer_id, rank)
+        .where(_of(HOSTS.c.customer_id, customer_ids))
+        .group_by(HOSTS.c.customer_id, rank)
     ):
-        cards[customer_id].hosts[_NAMES[int(host_rank)]] += count
+        if customer_id in cards:
+            cards[customer_id].hosts[_NAMES[int(host_rank)]] += count
     first, update = breached_clocks(now)
     for customer_id, priority, count, late_first, late_update in conn.execute(
         select(TICKETS.c.customer_id, TICKETS.c.priority, func.count(), func.sum(first),
                func.sum(update))
-        .where(TICKETS.c.state.in_(ACTIVE_STATES), TICKETS.c.customer_id.in_(ids))
+        .where(TICKETS.c.state.in_(ACTIVE_STATES), _of(TICKETS.c.customer_id, customer_ids))
         .group_by(TICKETS.c.customer_id, TICKETS.c.priority)
     ):
-        card = cards[customer_id]
+        card = cards.get(customer_id)
+        if card is None:
+            continue
         card.tickets[priority] = card.tickets.get(priority, 0) + count
         card.breached += int(late_first or 0) + int(late_update or 0)
-    return [cards[cid] for cid in customer_ids]
+    return list(cards.values())
 
 
 # ---------------------------------------------------------------------------- problems
@@ -197,12 +209,13 @@ class ProblemRow:
 
 
 def list_problems(
-    conn: Connection, *, policy: PriorityPolicy, customer_ids: Sequence[int],
+    conn: Connection, *, policy: PriorityPolicy, customer_ids: Sequence[int] | None,
     priority: str | None = None, status: str | None = None, limit: int, offset: int = 0,
 ) -> tuple[list[ProblemRow], int]:
-    """One page of the problems of these customers, most urgent priority first, then the
-    oldest; and how many there are in all (with the same filters)."""
-    if not customer_ids:
+    """One page of the problems of these customers (None: of every customer), most
+    urgent priority first, then the oldest; and how many there are in all (with the same
+    filters)."""
+    if customer_ids is not None and not customer_ids:
         return [], 0
     live_key = (CUSTOMERS.c.name + "/" + HOSTS.c.fqdn + "/" + STATES.c.check + "/"
                 + STATES.c.target)
@@ -218,7 +231,7 @@ def list_problems(
             STATES.join(HOSTS, HOSTS.c.id == STATES.c.host_id)
             .join(CUSTOMERS, CUSTOMERS.c.id == HOSTS.c.customer_id)
             .outerjoin(TICKETS, TICKETS.c.live_key == live_key))
-        .where(_not_ok(), HOSTS.c.customer_id.in_(list(customer_ids)))
+        .where(_not_ok(), _of(HOSTS.c.customer_id, customer_ids))
     )
     if status == SILENT:
         query = query.where(_is_silence())
@@ -275,17 +288,17 @@ class HostRow:
 
 
 def list_hosts(
-    conn: Connection, *, customer_ids: Sequence[int], state: str | None = None,
+    conn: Connection, *, customer_ids: Sequence[int] | None, state: str | None = None,
     name_contains: str | None = None, limit: int, offset: int = 0,
 ) -> tuple[list[HostRow], int]:
-    """One page of these customers' hosts, worst state first, then by name; and how many
-    there are in all (with the same filters). Ranked, counted and paged in SQL."""
-    if not customer_ids:
+    """One page of these customers' hosts (None: every customer's), worst state first,
+    then by name; and how many there are in all (with the same filters). Ranked, counted
+    and paged in SQL."""
+    if customer_ids is not None and not customer_ids:
         return [], 0
-    ids = list(customer_ids)
-    worst = _worst_by_host(ids)
+    worst = _worst_by_host(customer_ids)
     rank = func.coalesce(worst.c.rank, 0)
-    conditions: list[ColumnElement[bool]] = [HOSTS.c.customer_id.in_(ids)]
+    conditions: list[ColumnElement[bool]] = [_of(HOSTS.c.customer_id, customer_ids)]
     if state is not None:
         conditions.append(rank == _RANKS[state])
     if name_contains:
@@ -293,7 +306,9 @@ def list_hosts(
                                                             autoescape=True))
     joined = (HOSTS.join(CUSTOMERS, CUSTOMERS.c.id == HOSTS.c.customer_id)
               .outerjoin(worst, worst.c.host_id == HOSTS.c.id))
-    total = conn.execute(select(func.count()).select_from(joined).where(*conditions)).scalar()
+    # without a state filter the count needs no ranking
+    counted = joined if state is not None else HOSTS
+    total = conn.execute(select(func.count()).select_from(counted).where(*conditions)).scalar()
     rows = conn.execute(
         select(HOSTS.c.id, HOSTS.c.fqdn, CUSTOMERS.c.name, rank.label("rank"),
                HOSTS.c.last_seen_at, HOSTS.c.agent_version)
@@ -354,12 +369,12 @@ def _ticket_columns() -> Select[Any]:
             .join(CUSTOMERS, CUSTOMERS.c.id == TICKETS.c.customer_id))
 
 
-def tickets_needing_attention(conn: Connection, *, customer_ids: Sequence[int],
+def tickets_needing_attention(conn: Connection, *, customer_ids: Sequence[int] | None,
                               limit: int) -> tuple[list[TicketRow], int]:
-    """Active tickets of these customers, the soonest SLA due first (a running first
-    response or a running update clock; tickets without one last), and how many in all."""
-    ids = list(customer_ids)
-    if not ids:
+    """Active tickets of these customers (None: of every customer), the soonest SLA due
+    first (a running first response or a running update clock; tickets without one last),
+    and how many in all."""
+    if customer_ids is not None and not customer_ids:
         return [], 0
     first_running = and_(TICKETS.c.first_response_at.is_(None),
                          TICKETS.c.first_response_due.is_not(None))
@@ -368,7 +383,7 @@ def tickets_needing_attention(conn: Connection, *, customer_ids: Sequence[int],
               | (TICKETS.c.first_response_due <= TICKETS.c.next_update_due)),
          TICKETS.c.first_response_due),
         else_=TICKETS.c.next_update_due)
-    active = and_(TICKETS.c.state.in_(ACTIVE_STATES), TICKETS.c.customer_id.in_(ids))
+    active = and_(TICKETS.c.state.in_(ACTIVE_STATES), _of(TICKETS.c.customer_id, customer_ids))
     total = conn.execute(select(func.count()).select_from(TICKETS).where(active)).scalar()
     rows = _ticket_rows(conn, _ticket_columns().where(active).order_by(
         soonest.is_(None), soonest, TICKETS.c.priority, TICKETS.c.id).limit(limit))
