@@ -94,7 +94,9 @@ def world(settings, enroll_host, start_collector) -> World:
                               "crit": 95}],
                     details={"device": "/dev/vda2", "mount": "/var"}),
         make_result("mysql", "replica", 1, "replica 120 s behind", produced_at=start - 5000,
-                    type="mysql_replication", metrics=[],
+                    type="mysql_replication",
+                    metrics=[{"name": "lag", "value": 120.25, "unit": "s"},
+                             {"name": "relay_log", "value": 1234567890.0, "unit": "B"}],
                     details={"state": "lagging", "seconds_behind": 120}),
     ])
     push(client, tokens["web1.acme.example"], "web1.acme.example", [
@@ -324,7 +326,8 @@ def test_the_host_page_shows_checks_evidence_history_and_tickets(world):
     checks = [(r["check"], r["target"], r["status"]) for r in rows(page.text, "data-check-row")]
     assert checks == [("disk", "/var", "CRITICAL"), ("mysql", "replica", "WARNING"),
                       ("disk", "/", "OK")]
-    assert "/var 97% used" in page.text and "used_pct 97.0 %" in page.text
+    assert "/var 97% used" in page.text and "used_pct 97 %" in page.text
+    assert "lag 120.25 s" in page.text and "relay_log 1,234,567,890 B" in page.text
     assert re.search(r"<details[^>]*><summary>evidence</summary>.*?/dev/vda2", page.text,
                      re.S)
     assert "seconds_behind" in page.text
