@@ -144,7 +144,9 @@ def tickets_page(request: Request, login: LoginDep, runtime: RuntimeDep) -> HTML
             "host_contains": params.get("host", "").strip() or None,
         }
         number = page_number(params.get("page"))
-        page = Page(number, size, count_tickets(conn, **filters))
+        total = count_tickets(conn, **filters)
+        # Past the end (the list shrank while the page was open): the last page.
+        page = Page(min(number, Page(1, size, total).count), size, total)
         rows = list_tickets(conn, **filters, limit=size, offset=page.offset)
     return render(request, "dashboard/tickets.html", login, tickets=rows, page=page,
                   customers=names, picked=filters["customer"] or "",

@@ -232,7 +232,7 @@ def test_the_list_is_paged(web):
     assert row_ids(first) + row_ids(second) == everything and len(everything) == 19
     assert "rows 11–19 of 19 · page 2 of 2" in second.one("nav", **{"class": "pager"}).text
     assert first.one("a", rel="next").attrs["href"] == "/tickets?page=2"
-    assert row_ids(web.page("/tickets", "noc", page="3")) == []
+    assert row_ids(web.page("/tickets", "noc", page="9")) == row_ids(second)  # the last
 
 
 def test_a_viewer_sees_its_customer_s_tickets_only(web):
