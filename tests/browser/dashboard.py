@@ -9,6 +9,7 @@ under the repository, or to ``WATCHKEEPER_SCREENSHOTS``.
 
 from __future__ import annotations
 
+import base64
 import os
 import subprocess
 import time
@@ -108,6 +109,17 @@ def add_user(collector: TicketCollector, name: str, role: str, password: str,
     done = subprocess.run(collector_command(*args, "--config", str(collector.config)),
                           input=password + "\n", capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, f"user add {name}: {done.stderr}"
+
+
+class PasswordApi(Api):
+    """The collector's API as a dashboard user, with its password (HTTP Basic): no token
+    to create first."""
+
+    def __init__(self, url: str, name: str, password: str) -> None:
+        super().__init__(url, base64.b64encode(f"{name}:{password}".encode()).decode())
+
+    def _headers(self) -> dict[str, str]:
+        return {"Authorization": f"Basic {self.token}"}
 
 
 def log_in(page: Page, url: str, name: str, password: str, *, then: str = "/") -> None:

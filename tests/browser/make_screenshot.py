@@ -44,10 +44,15 @@ sys.path.insert(0, str(HERE.parent.parent))
 
 from playwright.sync_api import expect, sync_playwright  # noqa: E402
 
-from tests.browser.dashboard import add_user, launch_chromium, log_in, new_page  # noqa: E402
+from tests.browser.dashboard import (  # noqa: E402
+    PasswordApi,
+    add_user,
+    launch_chromium,
+    log_in,
+    new_page,
+)
 from tests.e2e.ticketing import (  # noqa: E402
     HOUR,
-    Api,
     ClockFile,
     Host,
     TicketCollector,
@@ -166,7 +171,7 @@ class Scene:
                                         interval=QUIET_INTERVAL)
         self.hosts[SILENT_HOST].interval = 60.0
         add_user(self.collector, USER, "tse", PASSWORD)
-        self.api = Api(self.collector.url, self.collector.user_token("tse-api", "tse"))
+        self.api = PasswordApi(self.collector.url, USER, PASSWORD)
 
     def push_baseline(self, skip: str | None = None) -> None:
         """Every host's checks OK (the failing ones are pushed on top)."""

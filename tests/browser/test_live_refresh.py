@@ -23,6 +23,7 @@ from playwright.sync_api import Page, expect
 
 from tests.browser.dashboard import (
     REFRESH,
+    PasswordApi,
     add_user,
     dashboard_collector,
     log_in,
@@ -72,7 +73,7 @@ def scene(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scene]:
     collector = dashboard_collector(root)
     token = collector.enroll("acme", HOST)
     add_user(collector, USER, "noc", PASSWORD)
-    api = Api(collector.url, collector.user_token("noc-api", "noc"))
+    api = PasswordApi(collector.url, USER, PASSWORD)
     backups = root / "backups"
     backups.mkdir()
     (backups / "db-20261126.sql").write_text("-- dump\nCREATE TABLE t (id int);\n")

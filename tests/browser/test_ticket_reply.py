@@ -17,6 +17,7 @@ from playwright.sync_api import Page, expect
 
 from tests.browser.dashboard import (
     REFRESH,
+    PasswordApi,
     add_user,
     dashboard_collector,
     log_in,
@@ -44,7 +45,7 @@ def scene(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scene]:
     collector = dashboard_collector(tmp_path_factory.mktemp("ticket"))
     host = Host(collector.url, HOST, collector.enroll("acme", HOST))
     add_user(collector, TSE, "tse", PASSWORD)
-    api = Api(collector.url, collector.user_token("noc-api", "noc"))
+    api = PasswordApi(collector.url, TSE, PASSWORD)
     collector.start()
     try:
         ticket_id = open_ticket(collector, api, host)

@@ -11,6 +11,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from tests.browser.dashboard import (
+    PasswordApi,
     add_user,
     attributes,
     dashboard_collector,
@@ -18,7 +19,7 @@ from tests.browser.dashboard import (
     open_ticket,
     screenshot,
 )
-from tests.e2e.ticketing import Api, Host, TicketCollector, disk_result, wait_for
+from tests.e2e.ticketing import Host, TicketCollector, disk_result, wait_for
 from tests.support.processes import kill_tree_on_exit
 
 pytestmark = pytest.mark.e2e
@@ -44,7 +45,7 @@ def scene(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scene]:
     hosts[OTHER_HOST] = Host(collector.url, OTHER_HOST, collector.enroll(OTHER, OTHER_HOST))
     add_user(collector, VIEWER, "viewer", PASSWORD, customer=OWN)
     add_user(collector, NOC, "noc", PASSWORD)
-    api = Api(collector.url, collector.user_token("noc-api", "noc"))
+    api = PasswordApi(collector.url, NOC, PASSWORD)
     collector.start()
     try:
         own_ticket = open_ticket(collector, api, hosts[OWN_HOSTS[0]])
