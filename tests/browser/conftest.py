@@ -5,6 +5,7 @@ printed at the end of the run."""
 from __future__ import annotations
 
 from collections.abc import Generator, Iterator
+from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
@@ -13,10 +14,18 @@ from tests.browser.dashboard import TAKEN, launch_chromium, new_page, screenshot
 
 
 @pytest.fixture(scope="session")
-def browser() -> Iterator[Browser]:
-    """Debian's Chromium, headless, shared by every test (each test opens its own profile)."""
-    for stale in screenshot_dir().glob("FAILED-*.png"):  # a failure of an earlier run
+def screenshots() -> Path:
+    """The screenshot directory, without the failures of an earlier run."""
+    for stale in screenshot_dir().glob("FAILED-*.png"):
         stale.unlink()
+    return screenshot_dir()
+
+
+@pytest.fixture(scope="module")
+def browser(screenshots: Path) -> Iterator[Browser]:
+    """Debian's Chromium, headless, shared by a module's tests (each test opens its own
+    profile). Per module, so that Playwright's event loop is gone before tests of other
+    packages that run their own."""
     with sync_playwright() as playwright:
         chromium = launch_chromium(playwright)
         try:
