@@ -233,6 +233,9 @@ def test_the_list_is_paged(web):
     assert "rows 11–19 of 19 · page 2 of 2" in second.one("nav", **{"class": "pager"}).text
     assert first.one("a", rel="next").attrs["href"] == "/tickets?page=2"
     assert row_ids(web.page("/tickets", "noc", page="9")) == row_ids(second)  # the last
+    live = web.browser("noc").get("/tickets?page=2", headers={"X-Live": "1"})
+    assert "<html" not in live.text and 'name="host"' not in live.text  # no filter form
+    assert row_ids(parse(live.text)) == row_ids(second)
 
 
 def test_a_viewer_sees_its_customer_s_tickets_only(web):
