@@ -110,6 +110,13 @@ def test_another_customers_host_or_ticket_is_the_not_found_page(
             if path == other and path.startswith("/tickets/"):
                 screenshot(page, "viewer-other-customers-ticket")
         assert said[0] == said[1], f"{other} and {missing} answer differently: {said}"
+    # Asking for the other customer by name tells no more than asking for one that is not.
+    said = []
+    for name in (OTHER, "nosuch"):
+        answer = page.goto(f"{url}/problems?customer={name}")
+        assert answer is not None and answer.status == 422, (name, answer and answer.status)
+        said.append(page.locator(".error-page .error").inner_text().replace(name, "<name>"))
+    assert said[0] == said[1], said
 
 def test_a_noc_user_sees_both_customers(scene: Scene, page: Page) -> None:
     """The other side of the viewer's limits: the same collector shows everything to
