@@ -125,7 +125,9 @@ def test_a_check_turning_critical_appears_on_the_open_page_without_a_reload(
     turned = time.monotonic()
     expect(row).to_be_visible(timeout=5_000)
     seen_after = time.monotonic() - turned
+    # Told by text and shape, not by colour alone.
     expect(row.locator(".status")).to_contain_text("CRITICAL")
+    expect(row.locator(".status .shape")).to_have_text("■")
     assert page.evaluate("window.watchkeeperTestMarker") == "still the same page"
     assert loads == [], f"the page reloaded: {loads}"
     assert seen_after < 5.0
@@ -155,6 +157,7 @@ def test_the_page_says_it_lost_contact_while_the_collector_is_stopped(
     try:
         expect(banner).to_be_visible(timeout=int(REFRESH * 5_000) + 5_000)
         expect(banner).to_contain_text("Lost contact with the collector")
+        expect(banner).to_have_attribute("role", "alert")  # a screen reader says it too
         expect(banner.locator(".lost-text")).to_contain_text("No answer since")
         stalled = float(page.locator("#last-updated").get_attribute("data-at") or 0)
         screenshot(page, "lost-contact")
