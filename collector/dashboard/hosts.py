@@ -38,8 +38,16 @@ def hosts(request: Request, login: LoginDep,
     conn = session.connection()
     visible, ids, picked = chosen_customers(request, conn, login.principal)
     size = runtime.settings.dashboard.page_size
-    rows, total = queries.list_hosts(conn, customer_ids=ids, state=state, name_contains=name,
-                                     limit=size, offset=(number - 1) * size)
+
+    def page_of(number: int) -> tuple[list[queries.HostRow], int]:
+        return queries.list_hosts(conn, customer_ids=ids, state=state, name_contains=name,
+                                  limit=size, offset=(number - 1) * size)
+
+    rows, total = page_of(number)
+    if number > (last := Page(1, size, total).count):
+        # past the end (the list shrank while the page was open): the last page
+        number = last
+        rows, total = page_of(number)
     return render(request, "dashboard/hosts.html", login, customers=list(visible.values()),
                   picked=picked, chosen_status=state or "", q=name, statuses=queries.HOST_STATES,
                   hosts=rows, page=Page(number, size, total))

@@ -73,9 +73,17 @@ def problems(request: Request, login: LoginDep,
     conn = session.connection()
     visible, ids, picked = chosen_customers(request, conn, login.principal)
     size = runtime.settings.dashboard.page_size
-    rows, total = queries.list_problems(
-        conn, policy=runtime.policy.priority, customer_ids=ids, priority=priority,
-        status=status, limit=size, offset=(number - 1) * size)
+
+    def page_of(number: int) -> tuple[list[queries.ProblemRow], int]:
+        return queries.list_problems(
+            conn, policy=runtime.policy.priority, customer_ids=ids, priority=priority,
+            status=status, limit=size, offset=(number - 1) * size)
+
+    rows, total = page_of(number)
+    if number > (last := Page(1, size, total).count):
+        # past the end (the list shrank while the page was open): the last page
+        number = last
+        rows, total = page_of(number)
     return render(request, "dashboard/problems.html", login, customers=list(visible.values()),
                   picked=picked,
                   priority=priority or "", chosen_status=status or "",

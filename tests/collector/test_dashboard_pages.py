@@ -279,6 +279,12 @@ def test_page_two_shows_the_next_rows(settings, enroll_host, start_collector):
     named = browser.get("/hosts?q=initech&page=2")
     assert [r["host-row"] for r in rows(named.text, "data-host-row")] == hosts[10:]
     assert 'href="/hosts?page=1&amp;q=initech"' in named.text
+    # past the end (the list shrank while the page was open): the last page
+    beyond = browser.get("/problems?page=7")
+    assert [r["host"] for r in rows(beyond.text, "data-problem")] == hosts[10:]
+    assert "page 2 of 2" in beyond.text
+    assert [r["host-row"] for r in rows(browser.get("/hosts?page=3").text, "data-host-row")
+            ] == hosts[10:]
 
 
 def test_a_viewer_sees_only_its_customer_on_every_page(world):
