@@ -362,3 +362,8 @@ def test_the_live_fragment_of_each_page_is_the_changing_part_only(world, path):
     assert "data-problem" in fragment.text or "data-host-row" in fragment.text or (
         "data-check-row" in fragment.text)
     assert fragment.headers["X-Server-Time"]
+    whole = browser.get(path).text
+    for marker in ("data-problem", "data-host-row", "data-check-row", "data-ticket"):
+        assert fragment.text.count(marker) == whole.count(marker), marker
+    if path.startswith("/hosts/"):
+        assert "used_pct 97 %" in fragment.text
