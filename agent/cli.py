@@ -7,7 +7,6 @@ wrong on stderr and exits 2.
 
 from __future__ import annotations
 
-import argparse
 import gc
 import json
 import logging
@@ -30,6 +29,8 @@ from checks.config import ConfigError
 from checks.registry import CheckContext
 
 if TYPE_CHECKING:
+    import argparse
+
     from agent.transport import Transport
 
 log = logging.getLogger("agent")
@@ -51,11 +52,24 @@ def _help_formatter(prog: str) -> argparse.HelpFormatter:
             columns = os.get_terminal_size(sys.stdout.fileno()).columns
         except (AttributeError, ValueError, OSError):  # not a terminal, or no stdout
             columns = 80
+    import argparse
+
     return argparse.HelpFormatter(prog, width=max(columns, 40) - 2)
 
 
 def main(argv: Sequence[str] | None = None, *, lookup: CheckLookup = registry.load) -> int:
-    """Parse the command line and run one command; returns the exit code."""
+    """Parse the command line and run one command; returns the exit code.
+
+    ``run`` from the command line (``argv`` not given) executes itself once more as the
+    daemon (``agent.launch``), which starts here without parsing the command line again.
+    """
+    from agent.launch import daemon_config, launch_daemon
+
+    if argv is None and "run" in sys.argv[1:] and (config_path := daemon_config()) is not None:
+        return _run(config_path, lookup)
+    # Imported here: the daemon does without it (0.6 MB with gettext).
+    import argparse
+
     parser = argparse.ArgumentParser(
         prog="watchkeeper-agent", description="Check this host and push results to a collector.",
         formatter_class=_help_formatter,
@@ -82,11 +96,11 @@ def main(argv: Sequence[str] | None = None, *, lookup: CheckLookup = registry.lo
     baseline.add_argument("names", nargs="*", metavar="NAME",
                           help="check instances (default: every one that keeps a baseline)")
     args = parser.parse_args(argv)
-
+    if args.command == "run":
+        if argv is None:
+            launch_daemon(args.config)  # returns only if it could not
+        return _run(args.config, lookup)
     try:
-        if args.command == "run":
-            config = load_config(args.config, lookup=lookup, for_run=True)
-            return run_agent(config)
         if args.command == "check":
             config = load_config(args.config, lookup=lookup)
             return check_once(config, args.names, as_json=args.json)
@@ -100,6 +114,15 @@ def main(argv: Sequence[str] | None = None, *, lookup: CheckLookup = registry.lo
     enabled = [c.name for c in config.checks if c.enabled]
     print(f"config OK: {len(enabled)} checks ({', '.join(enabled)})")
     return 0
+
+
+def _run(config_path: str, lookup: CheckLookup) -> int:
+    try:
+        config = load_config(config_path, lookup=lookup, for_run=True)
+    except ConfigError as err:
+        print(f"config error: {err}", file=sys.stderr)
+        return CONFIG_ERROR
+    return run_agent(config)
 
 
 # -- check -----------------------------------------------------------------------------------

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 import threading
 import time
 from collections import defaultdict
@@ -76,6 +80,33 @@ class FakeAgentCheck:
         status = Status.WARNING if info.get("spool_depth", 0) > self.config.spool_depth_warn \
             else Status.OK
         return [CheckResult(self.context.name, "", status, "agent running", (), info)]
+
+
+@dataclass(frozen=True)
+class ProcessFactsConfig:
+    output: str = ""
+
+
+class ProcessFactsCheck:
+    """Writes to ``output`` (as JSON) what the agent's process looks like from a check: the
+    environment of a command it starts (``env``) and the modules the agent has loaded."""
+
+    type_name: ClassVar[str] = "process_facts"
+    Config: ClassVar[type[ProcessFactsConfig]] = ProcessFactsConfig
+
+    def __init__(self, config: ProcessFactsConfig, context: CheckContext) -> None:
+        self.config = config
+        self.context = context
+
+    def run(self) -> list[CheckResult]:
+        printed = subprocess.run(["/usr/bin/env"], capture_output=True, text=True, check=True,
+                                 timeout=10).stdout
+        facts = {"command_env": printed.splitlines(), "modules": sorted(sys.modules)}
+        partial = f"{self.config.output}.partial"
+        with open(partial, "w") as file:
+            json.dump(facts, file)
+        os.replace(partial, self.config.output)  # whole or absent for the test that waits
+        return [CheckResult(self.context.name, "", Status.OK, "facts written", ())]
 
 
 TYPES: dict[str, type[CheckType]] = {"fake": FakeCheck, "agent": FakeAgentCheck}
