@@ -168,5 +168,11 @@ def wait_for_attribute_above(page: Page, selector: str, name: str, above: float,
         seen.append(float(value) if value else float("nan"))
         return seen[-1] > above
 
-    wait_for(above_now, timeout, f"{selector} {name} above {above:.3f} (last {seen[-1:]})")
+    try:
+        wait_for(above_now, timeout, f"{selector} {name} above {above:.3f}")
+    except AssertionError as exc:
+        lost = page.locator("#lost-contact")
+        why = lost.get_attribute("data-why") if lost.count() and lost.is_visible() else None
+        raise AssertionError(f"{str(exc).strip()}; last seen {seen[-1:]}"
+                             + (f"; the page lost contact: {why}" if why else "")) from None
     return seen[-1]
