@@ -21,7 +21,7 @@ from types import FrameType
 from typing import IO, TYPE_CHECKING, Any
 
 from agent import __version__
-from agent.config import AgentConfig, CheckLookup, CheckSpec, load_config
+from agent.config import AgentConfig, CheckLookup, CheckSpec, load_config, read_config_file
 from agent.scheduler import Produced, ResultSink, Scheduler, exit_status, run_once
 from agent.spool import Spool, SpoolStats, peek_stats
 from checks import registry
@@ -65,8 +65,8 @@ def main(argv: Sequence[str] | None = None, *, lookup: CheckLookup = registry.lo
     """
     from agent.launch import daemon_config, launch_daemon
 
-    if argv is None and "run" in sys.argv[1:] and (config_path := daemon_config()) is not None:
-        return _run(config_path, lookup)
+    if argv is None and "run" in sys.argv[1:] and (daemon := daemon_config()) is not None:
+        return _run(*daemon, lookup=lookup)
     # Imported here: the daemon does without it (0.6 MB with gettext).
     import argparse
 
@@ -97,9 +97,15 @@ def main(argv: Sequence[str] | None = None, *, lookup: CheckLookup = registry.lo
                           help="check instances (default: every one that keeps a baseline)")
     args = parser.parse_args(argv)
     if args.command == "run":
+        tables = None
         if argv is None:
-            launch_daemon(args.config)  # returns only if it could not
-        return _run(args.config, lookup)
+            try:
+                tables = read_config_file(args.config)
+            except ConfigError as err:
+                print(f"config error: {err}", file=sys.stderr)
+                return CONFIG_ERROR
+            launch_daemon(args.config, tables)  # returns only if it could not
+        return _run(args.config, tables, lookup=lookup)
     try:
         if args.command == "check":
             config = load_config(args.config, lookup=lookup)
@@ -116,9 +122,9 @@ def main(argv: Sequence[str] | None = None, *, lookup: CheckLookup = registry.lo
     return 0
 
 
-def _run(config_path: str, lookup: CheckLookup) -> int:
+def _run(config_path: str, tables: dict[str, Any] | None, *, lookup: CheckLookup) -> int:
     try:
-        config = load_config(config_path, lookup=lookup, for_run=True)
+        config = load_config(config_path, lookup=lookup, for_run=True, tables=tables)
     except ConfigError as err:
         print(f"config error: {err}", file=sys.stderr)
         return CONFIG_ERROR

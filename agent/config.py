@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import re
 import socket
-import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -172,31 +171,42 @@ class AgentConfig:
         return read_token(self)
 
 
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    """The tables of the TOML file at ``path``; a ``ConfigError`` if it cannot be read or
+    is not TOML."""
+    # Imported here: the daemon gets the tables from its launch (agent.launch), 0.25 MB.
+    import tomllib
+
+    path = Path(path)
+    try:
+        with path.open("rb") as f:
+            return tomllib.load(f)
+    except FileNotFoundError:
+        raise ConfigError("", "no such file", str(path)) from None
+    except OSError as err:
+        raise ConfigError("", f"cannot read: {err.strerror}", str(path)) from None
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError("", f"not valid TOML: {err}", path.name) from None
+
+
 def load_config(
     path: str | Path,
     *,
     lookup: CheckLookup = registry.load,
     fqdn: Callable[[], str] = socket.getfqdn,
     for_run: bool = False,
+    tables: Mapping[str, Any] | None = None,
 ) -> AgentConfig:
-    """Read and validate ``path``; with ``for_run`` also require a usable collector."""
+    """Read and validate ``path`` (``tables``: its contents, already read); with
+    ``for_run`` also require a usable collector."""
     path = Path(path)
-    name = path.name
-    try:
-        with path.open("rb") as f:
-            data = tomllib.load(f)
-    except FileNotFoundError:
-        raise ConfigError("", "no such file", str(path)) from None
-    except OSError as err:
-        raise ConfigError("", f"cannot read: {err.strerror}", str(path)) from None
-    except tomllib.TOMLDecodeError as err:
-        raise ConfigError("", f"not valid TOML: {err}", name) from None
+    data = read_config_file(path) if tables is None else tables
     try:
         config = _build(data, path, lookup, fqdn)
         if for_run:
             check_for_run(config)
     except ConfigError as err:
-        raise err.in_file(name) from None
+        raise err.in_file(path.name) from None
     return config
 
 

@@ -2,9 +2,13 @@
 allocator set for a small daemon.
 
 The command line has been parsed (argparse and its gettext: 0.6 MB that the daemon would
-carry for nothing) when ``launch_daemon`` executes the same command line again (same
-process id, same ``ps`` line) with the configuration path in ``DAEMON_CONFIG``; the
-executed image finds it there (``daemon_config``) and runs without importing argparse.
+carry for nothing) and the configuration file read (tomllib: 0.25 MB more) when
+``launch_daemon`` executes the same command line again (same process id, same ``ps``
+line) with the configuration path in ``DAEMON_CONFIG`` and the file's tables as JSON in an
+in-memory file it inherits (``CONFIG_TABLES_FD``; a token in the file stays out of the
+environment); the executed image takes both (``daemon_config``) and builds its
+configuration from them. Tables that JSON cannot carry (a TOML date) are not passed: the
+daemon then reads the file itself.
 
 glibc reads its tunables only when a program starts, so this is also when they are set,
 unless the host set its own (``GLIBC_TUNABLES`` in the environment): one arena and a fixed
@@ -22,9 +26,11 @@ the executed image removes the tunables from its environment again.
 
 from __future__ import annotations
 
+import json
 import os
 import sys
-from collections.abc import Callable, MutableMapping, Sequence
+from collections.abc import Callable, Mapping, MutableMapping, Sequence
+from typing import Any
 
 TUNABLES = "glibc.malloc.arena_max=1:glibc.malloc.mmap_threshold=131072"
 """One arena for all threads; blocks from 128 KiB up mapped on their own (a fixed
@@ -32,6 +38,9 @@ threshold also stops glibc from raising it, and the trim threshold, after a larg
 
 DAEMON_CONFIG = "WATCHKEEPER_AGENT_DAEMON_CONFIG"
 """Set for the executed image only: the configuration path ``run`` was given."""
+
+CONFIG_TABLES_FD = "WATCHKEEPER_AGENT_CONFIG_FD"
+"""Set for the executed image only: the inherited descriptor of the configuration's tables."""
 
 Execve = Callable[[str, list[str], dict[str, str]], object]
 
@@ -46,6 +55,7 @@ def is_glibc() -> bool:
 
 def launch_daemon(
     config_path: str,
+    tables: Mapping[str, Any] | None = None,
     *,
     environ: MutableMapping[str, str] | None = None,
     argv: Sequence[str] | None = None,
@@ -54,8 +64,8 @@ def launch_daemon(
     glibc: Callable[[], bool] = is_glibc,
 ) -> None:
     """Execute this command line (``sys.orig_argv``) again as the daemon for
-    ``config_path``; returns only if that cannot be done (the caller then runs the
-    daemon itself)."""
+    ``config_path`` (whose ``tables`` were read); returns only if that cannot be done (the
+    caller then runs the daemon itself)."""
     environ = os.environ if environ is None else environ
     argv = list(sys.orig_argv if argv is None else argv)
     executable = sys.executable if executable is None else executable
@@ -64,17 +74,58 @@ def launch_daemon(
     env = {**environ, DAEMON_CONFIG: config_path}
     if "GLIBC_TUNABLES" not in environ and glibc():
         env["GLIBC_TUNABLES"] = TUNABLES
+    tables_fd = None if tables is None else _inheritable_json(tables)
+    if tables_fd is not None:
+        env[CONFIG_TABLES_FD] = str(tables_fd)
     try:
         execve(executable, argv, env)
     except OSError:
-        return  # the interpreter cannot be executed again: this process is the daemon
+        pass  # the interpreter cannot be executed again: this process is the daemon
+    if tables_fd is not None:
+        os.close(tables_fd)
 
 
-def daemon_config(environ: MutableMapping[str, str] | None = None) -> str | None:
-    """In the image ``launch_daemon`` executed: the configuration path, removed from
-    ``environ`` together with the tunables it set; ``None`` in any other process."""
+def daemon_config(
+    environ: MutableMapping[str, str] | None = None,
+) -> tuple[str, dict[str, Any] | None] | None:
+    """In the image ``launch_daemon`` executed: the configuration path and its tables
+    (``None`` when they were not passed or cannot be read), all removed from ``environ``
+    together with the tunables it set; ``None`` in any other process."""
     environ = os.environ if environ is None else environ
     config_path = environ.pop(DAEMON_CONFIG, None)
-    if config_path is not None and environ.get("GLIBC_TUNABLES") == TUNABLES:
+    tables_fd = environ.pop(CONFIG_TABLES_FD, None)
+    if config_path is None:
+        return None
+    if environ.get("GLIBC_TUNABLES") == TUNABLES:
         del environ["GLIBC_TUNABLES"]
-    return config_path
+    tables = None
+    if tables_fd is not None:
+        try:
+            with open(int(tables_fd), "rb") as file:  # closes the descriptor
+                tables = json.load(file)
+        except (ValueError, OSError):
+            tables = None  # the daemon reads the file itself
+    return config_path, tables if isinstance(tables, dict) else None
+
+
+def _inheritable_json(tables: Mapping[str, Any]) -> int | None:
+    """A descriptor, inherited across ``execve``, of an in-memory file holding ``tables``
+    as JSON; ``None`` when JSON cannot hold them or the system has no in-memory files."""
+    try:
+        data = json.dumps(tables).encode()
+    except (TypeError, ValueError):  # a TOML date or time
+        return None
+    try:
+        fd = os.memfd_create("watchkeeper-agent-config", 0)
+    except (AttributeError, OSError):
+        return None
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+        os.lseek(fd, 0, os.SEEK_SET)
+        os.set_inheritable(fd, True)
+    except OSError:
+        os.close(fd)
+        return None
+    return fd

@@ -1,9 +1,10 @@
 """``run`` from the command line executes itself once more: the daemon runs without the
-command-line parser and with glibc's allocator set for it (one arena, large blocks given
-back); the commands its checks start get the host's own allocator settings."""
+command-line parser and the TOML parser, and with glibc's allocator set for it (one arena,
+large blocks given back); the commands its checks start get the host's own settings."""
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import signal
@@ -13,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.launch import DAEMON_CONFIG, TUNABLES, daemon_config, launch_daemon
+from agent.launch import CONFIG_TABLES_FD, DAEMON_CONFIG, TUNABLES, daemon_config, launch_daemon
 from tests.support.processes import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -28,8 +29,14 @@ class Exec:
         self.calls: list[tuple[str, list[str], dict[str, str]]] = []
         self.error = error
 
+        self.passed: list[tuple[bool, object]] = []
+
     def __call__(self, path: str, argv: list[str], env: dict[str, str]) -> None:
         self.calls.append((path, argv, env))
+        if CONFIG_TABLES_FD in env:  # what the executed image would inherit
+            fd = int(env[CONFIG_TABLES_FD])
+            self.passed.append((os.get_inheritable(fd),
+                                json.loads(os.pread(fd, 1 << 20, 0))))
         if self.error is not None:
             raise self.error
 
@@ -73,12 +80,43 @@ def test_without_an_interpreter_to_execute_the_caller_runs_the_daemon_itself() -
 
 def test_the_executed_daemon_takes_its_config_and_hides_the_tunables_from_commands() -> None:
     environ = {"PATH": "/usr/bin", "GLIBC_TUNABLES": TUNABLES, DAEMON_CONFIG: "agent.toml"}
-    assert daemon_config(environ) == "agent.toml"
+    assert daemon_config(environ) == ("agent.toml", None)
     assert environ == {"PATH": "/usr/bin"}
     hosts = {"GLIBC_TUNABLES": "glibc.malloc.arena_max=4", DAEMON_CONFIG: "agent.toml"}
-    assert daemon_config(hosts) == "agent.toml"
+    assert daemon_config(hosts) == ("agent.toml", None)
     assert hosts == {"GLIBC_TUNABLES": "glibc.malloc.arena_max=4"}
     assert daemon_config({"PATH": "/usr/bin"}) is None
+
+
+def test_the_tables_read_travel_to_the_daemon_in_an_inherited_file() -> None:
+    tables = {"agent": {"host": "db1.example.net"}, "collector": {"token": "s3cret"},
+              "checks": {"disk": {"interval": 60, "space_warn_pct": 85.5, "enabled": True}}}
+    execve = Exec()
+    launch_daemon("agent.toml", tables, environ={}, argv=ARGV, executable=PYTHON,
+                  execve=execve, glibc=lambda: False)
+    [(_, _, env)] = execve.calls
+    assert "s3cret" not in "".join(env.values())  # the token is not in the environment
+    assert execve.passed == [(True, tables)]  # inheritable, and what the daemon reads
+
+
+def test_the_daemon_reads_the_tables_from_the_descriptor_it_inherited() -> None:
+    tables = {"agent": {"host": "db1.example.net"}, "spool": {"max_bytes": "50MB"}}
+    read, write = os.pipe()
+    os.write(write, json.dumps(tables).encode())
+    os.close(write)
+    environ = {DAEMON_CONFIG: "agent.toml", CONFIG_TABLES_FD: str(read),
+               "GLIBC_TUNABLES": TUNABLES}
+    assert daemon_config(environ) == ("agent.toml", tables)
+    assert environ == {}
+    with pytest.raises(OSError):
+        os.fstat(read)  # closed once read
+
+
+def test_tables_json_cannot_carry_are_read_again_by_the_daemon() -> None:
+    execve = Exec()
+    launch_daemon("agent.toml", {"agent": {"since": datetime.date(2026, 11, 26)}},
+                  environ={}, argv=ARGV, executable=PYTHON, execve=execve, glibc=lambda: False)
+    assert execve.calls[0][2] == {DAEMON_CONFIG: "agent.toml"}
 
 
 def _env(**extra: str) -> dict[str, str]:
@@ -122,7 +160,7 @@ def test_the_daemon_runs_with_the_tunables_without_argparse(tmp_path: Path) -> N
     # glibc cuts the variable after the first tunable it applied, in place
     assert any(v.startswith("GLIBC_TUNABLES=glibc.malloc.arena_max=1") for v in started_with)
     assert any(v.startswith(f"{DAEMON_CONFIG}=") for v in started_with)
-    assert not {"argparse", "gettext"} & set(seen["modules"])
+    assert not {"argparse", "gettext", "tomllib"} & set(seen["modules"])
     assert "agent.scheduler" in seen["modules"]  # the list is the daemon's
     command_env = "\n".join(seen["command_env"])
     assert "GLIBC_TUNABLES" not in command_env and DAEMON_CONFIG not in command_env
@@ -146,3 +184,11 @@ def test_a_config_error_is_reported_by_the_daemon_with_exit_code_2(tmp_path: Pat
                           capture_output=True, text=True, timeout=60, cwd=ROOT, env=_env())
     assert done.returncode == 2
     assert done.stderr.startswith("config error: agent.toml: collector."), done.stderr
+
+
+def test_a_file_that_cannot_be_read_is_reported_before_the_launch(tmp_path: Path) -> None:
+    missing = tmp_path / "agent.toml"
+    done = subprocess.run([sys.executable, "-m", "agent", "run", "--config", str(missing)],
+                          capture_output=True, text=True, timeout=60, cwd=ROOT, env=_env())
+    assert done.returncode == 2
+    assert done.stderr == f"config error: {missing}: no such file\n"

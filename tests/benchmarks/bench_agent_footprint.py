@@ -17,8 +17,10 @@ one to a collector serving HTTPS (a self-signed certificate the agent trusts thr
 The agent's modules are byte-compiled first, as pip does when it installs a wheel: an agent
 compiling its sources at every start (an editable install with PYTHONDONTWRITEBYTECODE set)
 holds about 1.5 MB more. After the warm-up it samples the agent's resident set (VmRSS, and
-the peak VmHWM) and the CPU time it used over the measurement window. Targets: <= 28 MB RSS
-and <= 0.1 % of one core. Prints a table and one JSON line.
+the peak VmHWM) and the CPU time it used over the measurement window. ``run`` executes
+itself once more as the daemon (``agent/launch.py``: same process id), so the figures,
+the peak too, are the daemon's. Targets: <= 28 MB RSS and <= 0.1 % of one core (MB here
+is MiB: kB / 1024). Prints a table and one JSON line.
 """
 
 from __future__ import annotations
