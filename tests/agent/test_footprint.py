@@ -35,6 +35,7 @@ NOT_LOADED = {
     "httpx": "3.2 MB: the agent has its own HTTP client",
     "pydantic": "8 MB: the agent's config models are dataclasses",
     "dns": "dnspython: the dns check has its own client",
+    "gzip": "with _compression: the sender writes its gzip member with zlib",
 }
 
 
