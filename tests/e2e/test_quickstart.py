@@ -53,10 +53,14 @@ def test_make_run_shows_this_machine_with_its_disks(tmp_path: Path) -> None:
         assert f"http://127.0.0.1:{port}/" in printed
         name, password = _login(login_file)
         assert f"{name} / {password}" in printed  # the login is printed with the address
-        anonymous = httpx.get(f"http://127.0.0.1:{port}/", timeout=5)
-        assert anonymous.status_code == 401 and "Basic" in anonymous.headers["WWW-Authenticate"]
-        page = httpx.get(f"http://127.0.0.1:{port}/", timeout=5, auth=(name, password))
-        assert page.status_code == 200 and host in page.text
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=5) as browser:
+            anonymous = browser.get("/")
+            assert anonymous.status_code == 303
+            assert anonymous.headers["location"] == "/login?next=%2F"
+            logged = browser.post("/login", data={"name": name, "password": password})
+            assert logged.status_code == 303, logged.text
+            page = browser.get("/")
+            assert page.status_code == 200 and host in page.text
     finally:
         run.send_signal(signal.SIGINT)
         code = run.wait(30)
