@@ -166,28 +166,33 @@ def test_a_graceful_stop_keeps_every_push_it_answered(tmp_path: Path) -> None:
     answered: list[list[str]] = []
     refused: list[int] = []
 
-    async def worker(fqdn: str, token: str) -> None:
-        async with httpx.AsyncClient(base_url=collector.url, timeout=30) as client:
-            while True:
-                body = batch_body(fqdn, 4, time.time())
-                try:
-                    resp = await client.post("/api/v1/results", content=body, headers={
-                        "Authorization": f"Bearer {token}",
-                        "Content-Type": "application/json"})
-                except httpx.HTTPError:
-                    return  # the collector has gone
-                if resp.status_code == 202:
-                    answered.append([r["id"] for r in json.loads(body)["results"]])
-                else:
-                    refused.append(resp.status_code)
+    async def worker(client: httpx.AsyncClient, fqdn: str, token: str) -> None:
+        while True:
+            body = batch_body(fqdn, 4, time.time())
+            try:
+                resp = await client.post("/api/v1/results", content=body, headers={
+                    "Authorization": f"Bearer {token}",
+                    "Content-Type": "application/json"})
+            except httpx.HTTPError:
+                return  # the collector has gone
+            if resp.status_code == 202:
+                answered.append([r["id"] for r in json.loads(body)["results"]])
+            else:
+                refused.append(resp.status_code)
 
     async def load() -> None:
-        tasks = [asyncio.create_task(worker(fqdn, token))
-                 for fqdn, token in hosts for _ in range(8)]
-        await asyncio.sleep(2.0)
-        assert collector.proc is not None
-        collector.proc.popen.send_signal(signal.SIGTERM)  # type: ignore[union-attr]
-        await asyncio.wait_for(asyncio.gather(*tasks), 60)
+        # One client with a connection per worker, made before the load starts: making a
+        # client costs tens of milliseconds of CPU (its TLS trust store), and 64 of them
+        # made inside the 2 s window left little load for the collector on a slow machine.
+        limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
+        async with httpx.AsyncClient(base_url=collector.url, timeout=30,
+                                     limits=limits) as client:
+            tasks = [asyncio.create_task(worker(client, fqdn, token))
+                     for fqdn, token in hosts for _ in range(8)]
+            await asyncio.sleep(2.0)
+            assert collector.proc is not None
+            collector.proc.popen.send_signal(signal.SIGTERM)  # type: ignore[union-attr]
+            await asyncio.wait_for(asyncio.gather(*tasks), 60)
 
     try:
         asyncio.run(load())

@@ -59,7 +59,7 @@ def test_make_run_shows_this_machine_with_its_disks(tmp_path: Path) -> None:
             assert anonymous.headers["location"] == "/login?next=%2F"
             logged = browser.post("/login", data={"name": name, "password": password})
             assert logged.status_code == 303, logged.text
-            page = browser.get("/")
+            page = browser.get("/hosts")
             assert page.status_code == 200 and host in page.text
     finally:
         run.send_signal(signal.SIGINT)
