@@ -24,6 +24,11 @@ def iso(ts: float) -> str:
     return text.replace("+00:00", "Z")
 
 
+def human_time(ts: float) -> str:
+    """``2026-11-23 09:24:06 UTC``: a moment in a text people read (notes, mail)."""
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
 def iso_or_none(ts: float | None) -> str | None:
     """``iso`` that passes ``None`` through."""
     return None if ts is None else iso(ts)

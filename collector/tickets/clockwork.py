@@ -42,7 +42,7 @@ from collector.tickets.models import (
     TicketEscalation,
 )
 from collector.tickets.priority import Priority
-from collector.timefmt import human_duration, iso
+from collector.timefmt import human_duration, human_time, iso
 
 log = logging.getLogger(__name__)
 
@@ -200,10 +200,11 @@ def _escalate(conn: Connection, ticket: RowMapping, escalation: Escalation, *,
 
 def _body(ticket: RowMapping, escalation: Escalation, age: str, settings: Settings) -> str:
     tid = ticket["id"]
-    first = (f"given {iso(ticket['first_response_at'])}" if ticket["first_response_at"]
-             else f"not given (due {iso(ticket['first_response_due'])})"
+    first = (f"given {human_time(ticket['first_response_at'])}"
+             if ticket["first_response_at"]
+             else f"not given (due {human_time(ticket['first_response_due'])})"
              if ticket["first_response_due"] else "not given")
-    link = f"{settings.notifications.public_url.rstrip('/')}/api/v1/tickets/{tid}"
+    link = f"{settings.notifications.public_url.rstrip('/')}/tickets/{tid}"
     return (
         f"Request #{tid} for {ticket['customer']} is unresolved {age} after it was "
         f"opened.\nThe support policy escalates it to the "
@@ -212,7 +213,7 @@ def _body(ticket: RowMapping, escalation: Escalation, age: str, settings: Settin
         f"Priority: {ticket['priority']} (RT {Priority.parse(ticket['priority']).rt_code})\n"
         f"State: {ticket['state']}\n"
         f"Host: {ticket['host']}\nCheck: {ticket['check']} {ticket['target']}\n"
-        f"Opened: {iso(ticket['created_at'])}\n"
+        f"Opened: {human_time(ticket['created_at'])}\n"
         f"First response: {first}\n"
         f"Assignee: {ticket['assignee'] or 'nobody'}\n\n{link}\n"
     )

@@ -35,7 +35,7 @@ from collector.tickets.models import (
     TicketEvent,
 )
 from collector.tickets.priority import Priority, PriorityError
-from collector.timefmt import human_duration, iso
+from collector.timefmt import human_duration, human_time, iso
 
 TICKETS = cast(Table, Ticket.__table__)
 EVENTS = cast(Table, TicketEvent.__table__)
@@ -206,7 +206,7 @@ def open_ticket(
                 f"({priority}, {priority.severity}).\n\n{new.subject}\n\n"
                 f"Customer: {new.key.customer}\nHost: {new.key.host}\n"
                 f"Check: {new.key.check} {new.key.target}\n"
-                f"First response due: {iso(first_due)}\n\n"
+                f"First response due: {human_time(first_due)}\n\n"
                 f"Quote the request number #{ticket['id']} in any message about it.\n"),
           data={"first_response_due": iso(first_due), "evidence": new.evidence})
     return int(ticket["id"])
@@ -292,7 +292,7 @@ def resolve_recovered(conn: Connection, ticket_id: int, *, now: float, hold: flo
          next_update_due=None, stalled_since=None, update_left=None)
     _event(conn, ticket, kind="resolved", actor=SYSTEM_ACTOR, now=now, public=True,
            text=f"resolved: OK for {human_duration(now - recovered_at)} since "
-                f"{iso(recovered_at)} and no engineer worked on it",
+                f"{human_time(recovered_at)} and no engineer worked on it",
            data={"from": ticket["state"], "recovered_at": iso(recovered_at), "hold": hold})
     return True
 
@@ -395,7 +395,7 @@ def record_breach(
     what = "first response" if kind == "first_response" else "update"
     how = (f"given {human_duration(late)} late" if answered_at is not None
            else f"not given, {human_duration(late)} overdue")
-    text = f"SLA breach: {what} due {iso(due_at)} ({ticket['priority']}) {how}"
+    text = f"SLA breach: {what} due {human_time(due_at)} ({ticket['priority']}) {how}"
     role = policy.escalation.breach_role
     _event(conn, ticket, kind="sla_breach", actor=SYSTEM_ACTOR, now=now, text=text,
            data={"commitment": kind, "due_at": iso(due_at), "late_seconds": int(late),

@@ -9,6 +9,8 @@ real SMTP server with STARTTLS and AUTH.
 
 from __future__ import annotations
 
+import re
+
 import threading
 from collections import Counter
 from collections.abc import Iterator
@@ -152,6 +154,9 @@ def test_each_cell_of_the_matrix_is_told_once_at_its_hour(store, priority, role,
     assert mail["recipient"] == ADDRESS[role]
     assert mail["subject"].startswith(f"[watchkeeper #{ticket}] Escalation to ")
     assert f"Request #{ticket} for acme" in mail["body"]
+    # the link opens the ticket's page on the dashboard; times are written for people
+    assert f"/tickets/{ticket}\n" in mail["body"] and "/api/" not in mail["body"]
+    assert re.search(r"Opened: \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC", mail["body"])
     # one audit entry
     (event,) = [e for e in events(engine, "escalation") if e["data"]["role"] == role]
     assert event["ticket_id"] == ticket and event["actor"] == "watchkeeper"
