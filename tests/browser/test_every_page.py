@@ -76,8 +76,7 @@ def test_every_page_refreshes_in_place_without_an_error(scene: Scene, page: Page
             complaints.append(f"{page.url}: console {message.type}: {message.text}")
 
     def response(answer: Response) -> None:
-        # The browser's own guess at a tab icon is not something a page asked for.
-        if answer.status >= 400 and not answer.url.endswith("/favicon.ico"):
+        if answer.status >= 400:
             complaints.append(f"{page.url}: {answer.status} for {answer.url}")
 
     page.on("console", console)
