@@ -10,7 +10,6 @@ real SMTP server with STARTTLS and AUTH.
 from __future__ import annotations
 
 import re
-
 import threading
 from collections import Counter
 from collections.abc import Iterator
