@@ -59,6 +59,14 @@ class InvalidPayload(CollectorError):
     code = "invalid_payload"
 
 
+class InvalidRequest(CollectorError):
+    """A parameter, filter or form field the collector does not understand; the detail
+    names it."""
+
+    status_code = 422
+    code = "invalid_request"
+
+
 class StoreUnavailable(CollectorError):
     """The database could not be reached or the collector is shutting down."""
 

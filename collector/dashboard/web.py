@@ -28,7 +28,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from collector.dashboard.sessions import SEEN_RESOLUTION, Login, session_login, touch_session
 from collector.db import write_transaction
-from collector.errors import CollectorError
+from collector.errors import CollectorError, Forbidden, InvalidRequest
 from collector.people.models import ADMIN, NOC, TSE
 from collector.people.service import Refused
 from collector.runtime import get_runtime
@@ -57,18 +57,12 @@ class LoginNeeded(Exception):
         self.reason = reason
 
 
-class BadRequest(CollectorError):
+class BadRequest(InvalidRequest):
     """A filter, page number or form field the dashboard does not understand."""
 
-    status_code = 422
-    code = "invalid_request"
 
-
-class BadForm(CollectorError):
+class BadForm(Forbidden):
     """A form without the session's CSRF token, or from another site."""
-
-    status_code = 403
-    code = "forbidden"
 
 
 # ---------------------------------------------------------------------------------- login

@@ -18,7 +18,7 @@ from typing import Any, cast
 
 from sqlalchemy import Connection, Table, delete, or_, select, update
 
-from collector.errors import CollectorError, NotFound
+from collector.errors import InvalidRequest, NotFound
 from collector.hosts.models import Customer
 from collector.people.models import ROLES, VIEWER, ApiToken, User
 
@@ -37,11 +37,8 @@ _SALT_BYTES, _HASH_BYTES = 16, 32
 _SCHEME = "scrypt"
 
 
-class PeopleError(CollectorError):
+class PeopleError(InvalidRequest):
     """A user or token request that cannot be done; the message names what is wrong."""
-
-    status_code = 422
-    code = "invalid_request"
 
 
 class UserExists(PeopleError):

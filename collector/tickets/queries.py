@@ -15,7 +15,7 @@ from pydantic import BaseModel
 from sqlalchemy import Connection, Select, Table, func, select
 
 from checks.result import Status
-from collector.errors import CollectorError, NotFound
+from collector.errors import InvalidRequest, NotFound
 from collector.hosts.models import Customer
 from collector.notify.models import PENDING, Notification
 from collector.tickets.models import (
@@ -46,11 +46,8 @@ ALL_STATES = "all"
 MAX_LIMIT = 1000
 
 
-class QueryError(CollectorError):
+class QueryError(InvalidRequest):
     """A filter or paging value the API does not understand; the detail names it."""
-
-    status_code = 422
-    code = "invalid_request"
 
 
 class TicketHidden(NotFound):
