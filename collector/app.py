@@ -30,6 +30,7 @@ from collector.ops.metrics import IngestMetrics, StateCollector
 from collector.ops.support_metrics import SupportCollector
 from collector.policy import build_policy
 from collector.problems.scheduled import run_engine
+from collector.rt.scheduled import run_rt
 from collector.runtime import Runtime
 from collector.settings import Settings
 from collector.state import views as state_views
@@ -40,8 +41,10 @@ from collector.timefmt import Clock
 
 # The periodic jobs every collector process runs (each safe beside the same job in other
 # processes on one database): host silence, retention, the ticket engine (results ->
-# problems -> tickets), the clockwork (escalations, SLA breaches), the notification sender.
-SCHEDULED = (run_silence_detector, run_pruning, run_engine, run_clockwork, run_sender)
+# problems -> tickets), the clockwork (escalations, SLA breaches), the notification sender,
+# the Request Tracker connector.
+SCHEDULED = (run_silence_detector, run_pruning, run_engine, run_clockwork, run_sender,
+             run_rt)
 
 
 class CollectorApp(FastAPI):

@@ -9,11 +9,12 @@ from collector.maintenance.models import MaintenanceWindow
 from collector.notify.models import Notification
 from collector.people.models import ApiToken, User
 from collector.problems.models import EngineState, ProblemRecord
+from collector.rt.models import RtChange, RtLink
 from collector.state.models import CheckState, StatusChange
 from collector.tickets.models import Ticket, TicketBreach, TicketEscalation, TicketEvent
 
 metadata = Base.metadata
 
 __all__ = ["ApiToken", "CheckState", "Customer", "EngineState", "Host", "MaintenanceWindow",
-           "Notification", "ProblemRecord", "Result", "StatusChange", "Ticket", "TicketBreach",
-           "TicketEscalation", "TicketEvent", "User", "metadata"]
+           "Notification", "ProblemRecord", "Result", "RtChange", "RtLink", "StatusChange",
+           "Ticket", "TicketBreach", "TicketEscalation", "TicketEvent", "User", "metadata"]

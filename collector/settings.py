@@ -135,6 +135,10 @@ class CustomerSettings(_Section):
     contacts: list[str] = []
     # Recipients per role for this customer, instead of [notifications.recipients].
     recipients: dict[Role, list[str]] = {}
+    # Request Tracker: the queue of this customer's tickets (else request_tracker.queue)
+    # and their requestors (else the contacts).
+    rt_queue: str | None = None
+    rt_requestors: list[str] | None = None
 
 
 class SmtpSettings(_Section):
@@ -202,6 +206,51 @@ class NotificationSettings(_Section):
         return self
 
 
+class RequestTrackerSettings(_Section):
+    """The Request Tracker 5 connector (REST2); absent: tickets stay in the collector."""
+
+    # RT's web address; REST2 is at <url>/REST/2.0.
+    url: str
+    # The RT user the connector acts as. Its own transactions are not read back as staff
+    # work; with basic authentication it is also the login.
+    user: str
+    # An RT authentication token of that user (preferred), or its password.
+    token: str | None = None
+    token_file: Path | None = None
+    password: str | None = None
+    password_file: Path | None = None
+    ca_file: Path | None = None
+    timeout: Seconds = Field(default=10.0, gt=0)
+    # Where tickets go unless the customer names its own rt_queue.
+    queue: str = "General"
+    # The ticket custom field that carries "<problem key> #<request number>".
+    key_field: str = "Watchkeeper Key"
+    # How often the collector sends waiting changes, and reads RT for staff work.
+    sync_every: Seconds = Field(default=2.0, gt=0)
+    poll_every: Seconds = Field(default=30.0, gt=0)
+    # Retries of a change RT did not take: retry_first doubled up to retry_max; a change
+    # RT refuses for good (not a create) is given up after max_attempts.
+    retry_first: Seconds = Field(default=5.0, gt=0)
+    retry_max: Seconds = Field(default=600.0, gt=0)
+    max_attempts: int = Field(default=10, ge=1)
+    # A collector that took a ticket's changes and died: another goes on after this long.
+    lease: Seconds = Field(default=120.0, gt=0)
+
+    @model_validator(mode="after")
+    def _credentials(self) -> RequestTrackerSettings:
+        if not self.url.startswith(("http://", "https://")):
+            raise ValueError(f"url must start with http:// or https://, got {self.url!r}")
+        given = [name for name in ("token", "token_file", "password", "password_file")
+                 if getattr(self, name) is not None]
+        if len(given) != 1:
+            raise ValueError("give exactly one of token, token_file, password, password_file"
+                             + (f" (got {', '.join(given)})" if given else ""))
+        if self.lease <= self.timeout * 4:
+            raise ValueError(f"lease ({self.lease:g} s) must be longer than four RT calls "
+                             f"(timeout {self.timeout:g} s)")
+        return self
+
+
 class DashboardSettings(_Section):
     # How often an open page asks the collector for fresh data.
     refresh: Seconds = Field(default=2.0, ge=0.5, le=60)
@@ -224,6 +273,7 @@ class Settings(_Section):
     customers: dict[str, CustomerSettings] = {}
     notifications: NotificationSettings = NotificationSettings()
     dashboard: DashboardSettings = DashboardSettings()
+    request_tracker: RequestTrackerSettings | None = None
     # The support policy's tables, parsed by their own modules (collector.policy):
     # a wrong key is named by the ConfigError that build_policy raises.
     problems: dict[str, Any] = {}

@@ -53,9 +53,13 @@ def _text(text: str | None, name: str = "text") -> str:
 
 def reply(
     conn: Connection, ticket_id: int, *, text: str, actor: str, policy: Policy,
-    settings: Settings, now: float,
+    settings: Settings, now: float, tell: bool = True,
 ) -> None:
-    """A public reply to the customer: the first response, or an update."""
+    """A public reply to the customer: the first response, or an update.
+
+    ``tell=False``: the customer got it another way (a reply made in Request Tracker,
+    which mails the requestors itself), so no notice is queued.
+    """
     body = _text(text)
     ticket = ticket_row(conn, ticket_id)
     _active(ticket, "reply")
@@ -91,6 +95,8 @@ def reply(
                       data={"counts_as": kind,
                             "next_update_due": None if values["next_update_due"] is None
                             else iso(values["next_update_due"])})
+    if not tell:
+        return
     _tell(conn, ticket, key=f"reply/{event_id}", kind="reply", roles=[CUSTOMER_ROLE],
           subject=ticket["subject"], body=f"{body}\n\n-- {actor}\n", settings=settings,
           now=now, data={"counts_as": kind})
@@ -106,15 +112,18 @@ def comment(conn: Connection, ticket_id: int, *, text: str, actor: str, now: flo
 
 def set_state(
     conn: Connection, ticket_id: int, *, state: str, actor: str, reason: str | None,
-    policy: Policy, settings: Settings, now: float,
+    policy: Policy, settings: Settings, now: float, tell: bool = True,
 ) -> None:
-    """Move a ticket to open, stalled, resolved or rejected, or reopen it."""
+    """Move a ticket to open, stalled, resolved or rejected, or reopen it.
+
+    ``tell=False``: no notice to the customer (the change was made in Request Tracker).
+    """
     if state not in STATE_ACTIONS:
         raise TicketInputError(f"state: must be one of {', '.join(STATE_ACTIONS)}, "
                                f"got {state!r}")
     if state == "reopen":
         reopen(conn, ticket_id, actor=actor, reason=reason or "reopened", policy=policy,
-               settings=settings, now=now)
+               settings=settings, now=now, tell=tell)
         return
     ticket = ticket_row(conn, ticket_id)
     old = ticket["state"]
@@ -142,7 +151,7 @@ def set_state(
         data["next_update_due"] = iso(values["next_update_due"])
     _event(conn, ticket, kind="state_changed", actor=actor, now=now,
            text=f"{old} -> {state}{why}", data=data, public=state in (RESOLVED, REJECTED))
-    if state in (RESOLVED, REJECTED):
+    if tell and state in (RESOLVED, REJECTED):
         _tell(conn, ticket, key=f"{state}/{ticket_id}/{now:.3f}", kind=state,
               roles=[CUSTOMER_ROLE], subject=f"{state}: {ticket['subject']}",
               settings=settings, now=now,

@@ -20,6 +20,7 @@ from collector.hosts.models import Customer
 from collector.notify.service import notify
 from collector.policy import Policy
 from collector.problems.keys import ProblemKey
+from collector.rt.models import enqueue as rt_enqueue
 from collector.settings import Settings
 from collector.sla.clock import ClockKind
 from collector.tickets import clocks
@@ -125,13 +126,20 @@ def record_event(
     problem_key: str | None, at: float, kind: str, actor: str, text: str,
     public: bool = False, data: dict[str, Any] | None = None,
 ) -> int:
-    """Append one entry to the audit log; returns its id."""
-    return int(conn.execute(
+    """Append one entry to the audit log; returns its id.
+
+    An entry about a ticket is queued for Request Tracker in the same transaction when
+    the connector is on (collector.rt.models.enqueue).
+    """
+    event_id = int(conn.execute(
         EVENTS.insert().values(
             ticket_id=ticket_id, customer_id=customer_id, problem_key=problem_key, at=at,
             kind=kind, actor=actor, public=public, text=text, data=data or {},
         ).returning(EVENTS.c.id)
     ).scalar_one())
+    if ticket_id is not None:
+        rt_enqueue(conn, ticket_id=ticket_id, event_id=event_id, actor=actor, now=at)
+    return event_id
 
 
 def _event(conn: Connection, ticket: RowMapping, *, kind: str, actor: str, text: str,
@@ -214,9 +222,12 @@ def open_ticket(
 
 def reopen(
     conn: Connection, ticket_id: int, *, actor: str, reason: str, policy: Policy,
-    settings: Settings, now: float,
+    settings: Settings, now: float, tell: bool = True,
 ) -> None:
-    """Make a resolved or rejected ticket active again; its clocks start again now."""
+    """Make a resolved or rejected ticket active again; its clocks start again now.
+
+    ``tell=False``: no notice to the customer (the ticket was reopened in Request Tracker).
+    """
     ticket = ticket_row(conn, ticket_id)
     old_state = ticket["state"]
     if old_state in ACTIVE_STATES:
@@ -243,6 +254,8 @@ def reopen(
     ticket = ticket_row(conn, ticket_id)
     _event(conn, ticket, kind="reopened", actor=actor, now=now, text=f"reopened: {reason}",
            data={"from": old_state, "to": ticket["state"], "reason": reason})
+    if not tell:
+        return
     _tell(conn, ticket, key=f"reopened/{ticket_id}/{now:.3f}", kind="reopened",
           roles=[CUSTOMER_ROLE], subject=f"reopened: {ticket['subject']}", settings=settings,
           now=now, body=f"Request #{ticket_id} is open again: {reason}\n")

@@ -16,7 +16,7 @@ from collector.settings import Settings, normalize_database_url
 TABLES = {"customers", "hosts", "results", "check_states", "status_changes",
           "problem_states", "engine_states", "tickets", "ticket_events", "ticket_escalations",
           "ticket_breaches", "notifications", "users", "api_tokens", "maintenance_windows",
-          "web_sessions",
+          "web_sessions", "rt_changes", "rt_links",
           "alembic_version"}
 
 
