@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -16,6 +17,7 @@ import pytest
 
 from collector.rt.client import RtClient, RtError
 from collector.settings import RequestTrackerSettings
+from tests.services import rt as rt_service
 from tests.services.rt import (
     CONNECTOR_USER,
     KEY_FIELD,
@@ -314,3 +316,11 @@ def test_check_reports_refused_credentials(rt_server: RtServer) -> None:
     assert lines[0][:2] == ("reachable", True)
     assert lines[1][:2] == ("authenticated", False)
     assert "refused the credentials" in lines[1][2]
+
+
+def test_a_missing_rt_names_the_debian_packages(tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(rt_service, "SETUP_DATABASE", tmp_path / "rt-setup-database-5")
+    with pytest.raises(rt_service.RtUnavailable) as missing:
+        rt_service.start_rt(tmp_path / "rt")
+    assert "request-tracker5" in str(missing.value) and "rt5-db-sqlite" in str(missing.value)
