@@ -251,6 +251,17 @@ class RequestTrackerSettings(_Section):
         return self
 
 
+class EnrollmentSettings(_Section):
+    """Hosts that enroll themselves (``POST /api/v1/enroll``) with a secret; no secret
+    configured: only ``watchkeeper-collector enroll`` enrolls hosts."""
+
+    # A file holding the secret that enrolls hosts of any customer (the customer is
+    # created on its first host).
+    secret_file: Path | None = None
+    # Files holding each customer's own secret, which enrolls hosts of that customer only.
+    secret_files: dict[str, Path] = {}
+
+
 class DashboardSettings(_Section):
     # How often an open page asks the collector for fresh data.
     refresh: Seconds = Field(default=2.0, ge=0.5, le=60)
@@ -274,6 +285,7 @@ class Settings(_Section):
     notifications: NotificationSettings = NotificationSettings()
     dashboard: DashboardSettings = DashboardSettings()
     request_tracker: RequestTrackerSettings | None = None
+    enrollment: EnrollmentSettings = EnrollmentSettings()
     # The support policy's tables, parsed by their own modules (collector.policy):
     # a wrong key is named by the ConfigError that build_policy raises.
     problems: dict[str, Any] = {}
