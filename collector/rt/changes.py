@@ -50,13 +50,14 @@ class Create:
     key_value: str
 
 
-def key_value(ticket: Mapping[str, Any]) -> str:
-    """The key field's value: the problem key and the request number, one per ticket.
+def key_value(ticket: Mapping[str, Any], instance: str) -> str:
+    """The key field's value: ``<problem key> #<request number>@<instance>``, one per ticket.
 
     The problem key alone would not do: a problem that comes back after its ticket was
-    closed gets a new ticket, which must not be taken for the old one.
+    closed gets a new ticket, which must not be taken for the old one; and the request
+    number alone is not unique in an RT that hears from two collector databases.
     """
-    return f"{problem_key(ticket)} #{ticket['id']}"
+    return f"{problem_key(ticket)} #{ticket['id']}@{instance}"
 
 
 def problem_key(ticket: Mapping[str, Any]) -> str:
@@ -69,7 +70,7 @@ def marker(ticket_id: int, event_id: int) -> str:
 
 
 def create_for(ticket: Mapping[str, Any], event: Mapping[str, Any] | None,
-               settings: Settings, *, public_url: str) -> Create:
+               settings: Settings, *, instance: str, public_url: str) -> Create:
     """The create call: queue and requestors of the customer, the priority as RT's code,
     the opening text with the evidence. ``event``: the ``opened`` event, when it is the
     change being sent (otherwise the ticket is created as it is now)."""
@@ -104,7 +105,7 @@ def create_for(ticket: Mapping[str, Any], event: Mapping[str, Any] | None,
         lines += ["", "Evidence:", text]
     return Create(queue=queue, subject=ticket["subject"], requestors=requestors,
                   priority=priority.rt_code, content="\n".join(lines) + "\n",
-                  key_value=key_value(ticket))
+                  key_value=key_value(ticket, instance))
 
 
 def calls_for(ticket: Mapping[str, Any], event: Mapping[str, Any]) -> list[Call]:

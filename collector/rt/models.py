@@ -9,6 +9,7 @@ connector has read that RT ticket's history back.
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass
 from typing import cast
 
@@ -40,6 +41,10 @@ PENDING, DONE, DEAD = "pending", "done", "dead"
 # and removes it when not (collector.rt.sync.set_enabled).
 ENABLED_STATE = "rt.connector"
 POLL_STATE = "rt.poll"
+# A random name of this collector database, written once and kept: part of every key
+# field value, so a second installation (or a database started afresh) writing into the
+# same RT never takes another's ticket #1 for its own.
+INSTANCE_STATE = "rt.instance"
 # Actions that came from RT (read back by the poll) are recorded with this actor prefix
 # and never sent back to RT.
 RT_ACTOR_PREFIX = "rt:"
@@ -105,9 +110,19 @@ def set_enabled(engine: Engine, enabled: bool, *, now: float) -> None:
         if not enabled:
             conn.execute(delete(_STATES).where(_STATES.c.name == ENABLED_STATE))
             return
-        conn.execute(upsert_insert(conn, _STATES).values(
-            name=ENABLED_STATE, data={"since": now}, updated_at=now,
-        ).on_conflict_do_nothing(index_elements=[_STATES.c.name]))
+        for name, data in ((ENABLED_STATE, {"since": now}),
+                           (INSTANCE_STATE, {"instance": secrets.token_hex(4)})):
+            conn.execute(upsert_insert(conn, _STATES).values(
+                name=name, data=data, updated_at=now,
+            ).on_conflict_do_nothing(index_elements=[_STATES.c.name]))
+
+
+def instance_name(conn: Connection) -> str:
+    """This database's instance name (see INSTANCE_STATE); ValueError before set_enabled."""
+    data = conn.execute(select(_STATES.c.data).where(_STATES.c.name == INSTANCE_STATE)).scalar()
+    if not data or not data.get("instance"):
+        raise ValueError("the Request Tracker connector was never switched on here")
+    return str(data["instance"])
 
 
 # ---------------------------------------------------------------------- the backlog

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import logging
 import random
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, cast
@@ -47,6 +46,7 @@ from collector.rt.models import (  # noqa: F401  (Backlog, backlog, set_enabled:
     RT_ACTOR_PREFIX,
     Backlog,
     backlog,
+    instance_name,
     set_enabled,
 )
 from collector.settings import RequestTrackerSettings, Settings
@@ -127,7 +127,8 @@ class Syncer:
         self.clock = clock
         self.rnd = rnd
         self.client = client if client is not None else RtClient(self.config)
-        self.down_until = 0.0  # RT failed: no pass before this (monotonic seconds)
+        self.instance: str | None = None  # this database's name in the key field
+        self.down_until = 0.0  # RT failed in a way that may pass: no pass before this
 
     def close(self) -> None:
         self.client.close()
@@ -135,7 +136,7 @@ class Syncer:
     def sync(self, *, limit: int = MAX_PER_PASS) -> SyncReport:
         """One pass: send due head changes until none is due, RT fails, or ``limit``."""
         report = SyncReport()
-        if time.monotonic() < self.down_until:
+        if self.clock() < self.down_until:
             return report
         for _ in range(limit):
             row = claim(self.engine, now=self.clock(), lease=self.config.lease)
@@ -143,7 +144,7 @@ class Syncer:
                 break
             retry_in = self._attempt(row, report)
             if retry_in is not None:
-                self.down_until = time.monotonic() + retry_in
+                self.down_until = self.clock() + retry_in
                 break
         return report
 
@@ -208,7 +209,10 @@ class Syncer:
     def _create(self, row: RowMapping, ticket: RowMapping, event: RowMapping,
                 report: SyncReport) -> int:
         """The ticket's RT ticket: found by the key field, or created; linked at once."""
-        spec = changes.create_for(ticket, event, self.settings,
+        if self.instance is None:
+            with self.engine.connect() as conn:
+                self.instance = instance_name(conn)
+        spec = changes.create_for(ticket, event, self.settings, instance=self.instance,
                                   public_url=self.settings.notifications.public_url)
         rt_id = self.client.find_by_key(spec.key_value)
         if rt_id is not None:
