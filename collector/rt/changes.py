@@ -50,7 +50,7 @@ class Create:
     key_value: str
 
 
-def key_value(ticket: Mapping[str, Any], instance: str) -> str:
+def key_value(ticket: Mapping[Any, Any], instance: str) -> str:
     """The key field's value: ``<problem key> #<request number>@<instance>``, one per ticket.
 
     The problem key alone would not do: a problem that comes back after its ticket was
@@ -60,7 +60,7 @@ def key_value(ticket: Mapping[str, Any], instance: str) -> str:
     return f"{problem_key(ticket)} #{ticket['id']}@{instance}"
 
 
-def problem_key(ticket: Mapping[str, Any]) -> str:
+def problem_key(ticket: Mapping[Any, Any]) -> str:
     return str(ProblemKey(ticket["customer"], ticket["host"], ticket["check"],
                           ticket["target"]))
 
@@ -69,7 +69,7 @@ def marker(ticket_id: int, event_id: int) -> str:
     return f"[watchkeeper #{ticket_id}/{event_id}]"
 
 
-def create_for(ticket: Mapping[str, Any], event: Mapping[str, Any] | None,
+def create_for(ticket: Mapping[Any, Any], event: Mapping[Any, Any] | None,
                settings: Settings, *, instance: str, public_url: str) -> Create:
     """The create call: queue and requestors of the customer, the priority as RT's code,
     the opening text with the evidence. ``event``: the ``opened`` event, when it is the
@@ -81,7 +81,7 @@ def create_for(ticket: Mapping[str, Any], event: Mapping[str, Any] | None,
     if customer is not None:
         requestors = list(customer.rt_requestors if customer.rt_requestors is not None
                           else customer.contacts)
-    data: Mapping[str, Any] = event["data"] if event is not None else {}
+    data: Mapping[Any, Any] = event["data"] if event is not None else {}
     priority = Priority(ticket["priority"])
     if event is not None and event["kind"] == "opened" and "priority" in data:
         priority = Priority(data["priority"])
@@ -108,10 +108,10 @@ def create_for(ticket: Mapping[str, Any], event: Mapping[str, Any] | None,
                   key_value=key_value(ticket, instance))
 
 
-def calls_for(ticket: Mapping[str, Any], event: Mapping[str, Any]) -> list[Call]:
+def calls_for(ticket: Mapping[Any, Any], event: Mapping[Any, Any]) -> list[Call]:
     """The calls that bring one event into RT, in order (none for ``opened``: the create)."""
     kind = event["kind"]
-    data: Mapping[str, Any] = event["data"] or {}
+    data: Mapping[Any, Any] = event["data"] or {}
     mark = marker(ticket["id"], event["id"])
     text = str(event["text"])
     by = f"\n\n-- {event['actor']} (watchkeeper)\n"
