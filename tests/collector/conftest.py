@@ -31,10 +31,6 @@ try:
 except ImportError:  # run from elsewhere than the repository root
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
     from tests.services.postgres import PostgresServer, start_postgres
-from tests.services.rt import rt_session
-
-# One Request Tracker 5 for the session (tests/services/rt.py); a missing RT fails.
-rt_server = pytest.fixture(scope="session")(rt_session)
 
 
 class FakeClock:
