@@ -361,8 +361,12 @@ class RtClient:
 
     def content(self, txn_id: int) -> str:
         """The text of a comment or reply: its text/plain part, else its HTML as text."""
-        parts = list(self._items("GET", f"/transaction/{txn_id}/attachments",
-                                 params={"fields": "ContentType,Content"}))
+        # Only the text parts: a transaction's attachment list would carry its files too.
+        parts = list(self._items(
+            "POST", "/attachments",
+            params={"fields": "ContentType,Content", "orderby": "id", "order": "ASC"},
+            json=[{"field": "TransactionId", "value": txn_id},
+                  {"field": "ContentType", "operator": "LIKE", "value": "text/"}]))
         for wanted in ("text/plain", "text/html"):
             for part in parts:
                 body = part.get("Content")

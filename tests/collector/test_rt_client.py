@@ -6,6 +6,7 @@ client acts as the connector user ``watchkeeper``, staff work is done as ``alice
 
 from __future__ import annotations
 
+import base64
 import time
 import uuid
 from collections.abc import Iterator
@@ -159,6 +160,17 @@ def test_staff_html_reply_is_read_as_text(client: RtClient, rt_server: RtServer)
     reply = next(t for t in client.history(rt_id) if t.type == "Correspond")
     assert (reply.type, reply.creator, reply.subject) == ("Correspond", STAFF_USER, "Grüße")
     assert client.content(reply.id) == "Disk cleaned & fixed.\nGrüße, Alice"
+
+
+def test_content_of_a_reply_with_a_file_is_its_text(client: RtClient,
+                                                    rt_server: RtServer) -> None:
+    rt_id = open_ticket(client)
+    as_staff(rt_server, f"/ticket/{rt_id}/correspond", {
+        "Subject": "Report", "ContentType": "text/plain", "Content": "See the report.",
+        "Attachments": [{"FileName": "report.pdf", "FileType": "application/pdf",
+                         "FileContent": base64.b64encode(b"%PDF-1.4 \x00\x01").decode()}]})
+    reply = next(t for t in client.history(rt_id) if t.type == "Correspond")
+    assert client.content(reply.id) == "See the report."
 
 
 def test_update_priority_and_status(client: RtClient, rt_server: RtServer) -> None:
