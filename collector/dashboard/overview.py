@@ -4,6 +4,10 @@ The overview shows a card per customer (its hosts by state, its active tickets b
 priority, its SLA clocks past due), the most urgent problems (the first of /problems) and
 the active tickets whose SLA falls due soonest. A viewer sees its own customer only. How a
 problem's priority is found: ``collector.dashboard.queries``.
+
+With ``[request_tracker]`` set, staff also see a Request Tracker card: in step, or how
+many changes wait for RT, how many failed their last try and why, how many were given up.
+It counts every customer's tickets, so a viewer does not get it.
 """
 
 from __future__ import annotations
@@ -16,9 +20,19 @@ from sqlalchemy import Connection
 from sqlalchemy.orm import Session
 
 from collector.dashboard import queries
-from collector.dashboard.web import BadRequest, LoginDep, Page, page_number, query_value, render
+from collector.dashboard.sessions import Login
+from collector.dashboard.web import (
+    BadRequest,
+    LoginDep,
+    Page,
+    may_see_everything,
+    page_number,
+    query_value,
+    render,
+)
 from collector.people.service import Principal
-from collector.runtime import get_runtime, get_session
+from collector.rt.models import Backlog, backlog
+from collector.runtime import Runtime, get_runtime, get_session
 
 router = APIRouter(include_in_schema=False)
 
@@ -58,7 +72,14 @@ def overview(request: Request, login: LoginDep,
                   picked=picked,
                   cards=cards, host_states=queries.HOST_STATES, priorities=queries.PRIORITIES,
                   problems=problems, problem_total=problem_total, tickets=tickets,
-                  ticket_total=ticket_total)
+                  ticket_total=ticket_total, rt=rt_card(runtime, conn, login))
+
+
+def rt_card(runtime: Runtime, conn: Connection, login: Login) -> Backlog | None:
+    """The Request Tracker backlog for staff when the connector is configured, else None."""
+    if runtime.settings.request_tracker is None or not may_see_everything(login):
+        return None
+    return backlog(conn, now=runtime.clock())
 
 
 @router.get("/problems", response_class=HTMLResponse)

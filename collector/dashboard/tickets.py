@@ -8,6 +8,10 @@ A TSE or admin acts through forms that post to ``/tickets/{id}/<action>`` and ru
 API's own code (collector.tickets.work), then come back to the ticket with
 ``?done=<action>``. A refused action (an empty text, no reason, a ticket resolved already)
 shows the ticket again with 422, the error in the form, and what was typed still in it.
+
+With ``[request_tracker]`` set, the list has an RT column (the RT ticket's number, a link
+into RT) and a ticket's page the same link and, for staff, the ticket's changes that are
+not in RT yet (waiting or given up). Without it nothing about RT is shown.
 """
 
 from __future__ import annotations
@@ -19,12 +23,14 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, Response
+from sqlalchemy import Connection
 
 from collector.dashboard.queries import customers
 from collector.dashboard.sessions import Login
 from collector.dashboard.web import (
     LoginDep,
     Page,
+    may_see_everything,
     may_work_tickets,
     page_number,
     query_value,
@@ -34,6 +40,7 @@ from collector.dashboard.web import (
 )
 from collector.errors import Forbidden, NotFound
 from collector.people.service import Principal
+from collector.rt.queries import WaitingChange, rt_numbers, ticket_url, waiting_changes
 from collector.runtime import Runtime, get_runtime
 from collector.tickets import work
 from collector.tickets.models import ACTIVE_STATES, STALLED, STATES, TicketDetail, TicketView
@@ -148,7 +155,9 @@ def tickets_page(request: Request, login: LoginDep, runtime: RuntimeDep) -> HTML
         # Past the end (the list shrank while the page was open): the last page.
         page = Page(min(number, Page(1, size, total).count), size, total)
         rows = list_tickets(conn, **filters, limit=size, offset=page.offset)
+        rt = rt_links(runtime, conn, [row.id for row in rows])
     return render(request, "dashboard/tickets.html", login, tickets=rows, page=page,
+                  rt_on=runtime.settings.request_tracker is not None, rt=rt,
                   customers=names, picked=filters["customer"] or "",
                   chosen={"customer": filters["customer"] or "",
                           "priority": filters["priority"] or "", "state": state or "",
@@ -200,6 +209,10 @@ def _ticket_page(request: Request, login: Login, runtime: Runtime, ticket_id: in
     with runtime.engine.connect() as conn:
         ticket = ticket_detail(conn, ticket_id, scope=login.principal.scope,
                                internal=work.internal(login.principal))
+        rt = rt_links(runtime, conn, [ticket_id])
+        rt_changes: list[WaitingChange] = []
+        if runtime.settings.request_tracker is not None and may_see_everything(login):
+            rt_changes = waiting_changes(conn, ticket_id=ticket_id)
     done = request.query_params.get("done", "")
     kept = refused.fields if refused else {}
 
@@ -211,8 +224,27 @@ def _ticket_page(request: Request, login: Login, runtime: Runtime, ticket_id: in
 
     return render(request, "dashboard/ticket.html", login, status=422 if refused else 200,
                   ticket=ticket, refused=refused, typed=typed,
+                  rt_on=runtime.settings.request_tracker is not None, rt=rt.get(ticket_id),
+                  rt_changes=rt_changes,
                   flash=None if refused else done_message(done, ticket),
                   active=ticket.state in ACTIVE_STATES, **_clock_helpers())
+
+
+@dataclass(frozen=True, slots=True)
+class RtLink:
+    """A collector ticket's RT ticket: its number and its page in RT."""
+
+    number: int
+    url: str
+
+
+def rt_links(runtime: Runtime, conn: Connection, ticket_ids: list[int]) -> dict[int, RtLink]:
+    """The RT tickets of these tickets (none when the connector is not configured)."""
+    config = runtime.settings.request_tracker
+    if config is None:
+        return {}
+    return {ticket: RtLink(number, ticket_url(config.url, number))
+            for ticket, number in rt_numbers(conn, ticket_ids).items()}
 
 
 def _clock_helpers() -> dict[str, Any]:

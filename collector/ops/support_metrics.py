@@ -2,7 +2,9 @@
 
 Bounded label sets only: priorities, ticket states, problem states, roles, commitments,
 outbox states. Nothing is labelled by ticket: the SLA clock is given as the soonest due
-commitment per priority.
+commitment per priority. The Request Tracker backlog is always exported (0 when nothing
+waits, or when the connector is not configured), so an alert on it never sees a series
+appear or vanish.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from sqlalchemy import Engine, func, select
 from collector.notify.models import DEAD, PENDING, SENT
 from collector.notify.service import outbox_summary
 from collector.problems.models import ProblemRecord
+from collector.rt.models import Backlog, backlog
 from collector.tickets.models import (
     ACTIVE_STATES,
     STATES,
@@ -42,7 +45,8 @@ def _pairs(rows: Iterable[Any]) -> dict[Any, Any]:
 
 
 class SupportCollector(Collector):
-    """Tickets by priority and state, SLA breaches, escalations, the notification outbox."""
+    """Tickets by priority and state, SLA breaches, escalations, the notification outbox,
+    the Request Tracker backlog."""
 
     def __init__(self, engine: Engine, clock: Clock) -> None:
         self._engine = engine
@@ -123,6 +127,7 @@ class SupportCollector(Collector):
                 .where(Ticket.state.in_(ACTIVE_STATES), Ticket.first_response_at.is_(None),
                        Ticket.first_response_due.is_not(None))
                 .group_by(Ticket.priority)))
+            rt = backlog(conn, now=now)
             update_due = _pairs(conn.execute(
                 select(Ticket.priority, func.min(Ticket.next_update_due))
                 .where(Ticket.state.in_(ACTIVE_STATES), Ticket.next_update_due.is_not(None))
@@ -156,3 +161,25 @@ class SupportCollector(Collector):
         dead.add_metric([], float(summary.dead))
         yield from (tickets, overdue, next_due, breaches, escalations, problems, outbox, dead,
                     oldest)
+        yield from rt_families(rt)
+
+
+def rt_families(rt: Backlog) -> Iterator[GaugeMetricFamily]:
+    """The Request Tracker backlog: what waits to be brought into RT, and what was given up."""
+    for name, help_text, value in (
+        ("watchkeeper_rt_backlog",
+         "Ticket changes waiting to be brought into Request Tracker (due or retried later).",
+         rt.pending),
+        ("watchkeeper_rt_backlog_tickets",
+         "Tickets with changes waiting to be brought into Request Tracker.", rt.tickets),
+        ("watchkeeper_rt_failing",
+         "Waiting Request Tracker changes whose last try failed.", rt.failing),
+        ("watchkeeper_rt_dead",
+         "Ticket changes given up after their last try (never in Request Tracker).", rt.dead),
+        ("watchkeeper_rt_oldest_pending_seconds",
+         "Age of the oldest change waiting for Request Tracker; 0 when none.",
+         rt.oldest_seconds),
+    ):
+        family = GaugeMetricFamily(name, help_text)
+        family.add_metric([], float(value))
+        yield family

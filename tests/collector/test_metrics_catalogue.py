@@ -18,6 +18,9 @@ from collector.settings import Settings
 from collector.tickets.models import Ticket
 from tests.services.prometheus import prometheus_tool
 
+RT_GAUGES = ("watchkeeper_rt_backlog", "watchkeeper_rt_backlog_tickets", "watchkeeper_rt_failing",
+             "watchkeeper_rt_dead", "watchkeeper_rt_oldest_pending_seconds")
+
 HOST = "db1.example.net"
 ODD_TARGET = 'C:\\data "main"'  # a backslash and quotes must survive the text format
 
@@ -118,6 +121,16 @@ def test_check_values_problems_and_sla_clocks_are_read_at_scrape_time(busy_colle
     assert samples[("watchkeeper_store_up", ())] == 1
     assert 0 < samples[("watchkeeper_store_query_duration_seconds", ())] < 10
     assert samples[("watchkeeper_ingest_rejected_total", (("reason", "not_authenticated"),))] == 1
+
+
+def test_the_request_tracker_gauges_are_there_at_zero_without_the_connector(busy_collector):
+    # Always exported: an alert on them never sees a series appear or vanish.
+    text = busy_collector.get("/metrics").text
+    families = {f.name: f for f in text_string_to_metric_families(text)}
+    for name in RT_GAUGES:
+        assert families[name].type == "gauge", name
+        assert families[name].documentation, name
+        assert [s.value for s in families[name].samples] == [0.0], name
 
 
 def test_the_fast_rendering_says_what_prometheus_client_says(busy_collector):

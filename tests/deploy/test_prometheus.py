@@ -99,7 +99,8 @@ def test_every_alert_is_tested_firing_and_not_firing() -> None:
     assert alerts == {"WatchkeeperCollectorDown", "WatchkeeperHostSilent",
                       "WatchkeeperSlaBreach", "WatchkeeperTicketsOverdue",
                       "WatchkeeperIngestRejections", "WatchkeeperOutboxStuck",
-                      "WatchkeeperNotificationsDead"}
+                      "WatchkeeperNotificationsDead", "WatchkeeperRtBacklogStuck",
+                      "WatchkeeperRtChangesDead"}
     assert alerts - firing == set(), "alerts never shown firing"
     assert alerts - quiet == set(), "alerts never shown staying quiet"
 
