@@ -8,6 +8,8 @@ port 80). Through it:
 - HTTPS reaches ``/healthz`` with HSTS, and a real agent pushes its results;
 - the dashboard's login form works through the proxy (the collector sees the scheme and
   host the browser used, from the forwarded headers), and ``/metrics`` is not exposed;
+- a host enrolls itself through the proxy, the collector's audit names the host's address
+  (from X-Forwarded-For), and a run of wrong secrets from one address is cut off (429);
 - plain HTTP moves the dashboard to HTTPS and refuses a push;
 - the proxy's body limit equals the collector's ``[ingest] max_body_bytes``: a push of
   exactly that size reaches the collector, one byte more is refused in the collector's
@@ -55,7 +57,12 @@ PUSH_PATH = "/api/v1/results"
 CUSTOMER = "acme"
 AGENT_HOST = "db-1.proxy.example"
 PUSH_HOST = "web-1.proxy.example"
+ENROLLING_HOST = "app-1.proxy.example"
 USER, PASSWORD = "proxy-noc", "correct horse battery staple"
+ENROLLMENT_SECRET = "enrollment-secret-of-the-proxy-tests"
+# Requests come from this loopback address, not nginx's own 127.0.0.1: the collector must
+# learn it from X-Forwarded-For.
+CLIENT_ADDRESS = "127.0.0.2"
 
 
 def nginx_binary() -> str:
@@ -113,11 +120,13 @@ class Proxy:
     proc: Proc
 
     def client(self, cert: tuple[Path, Path] | None = None) -> httpx.Client:
-        """An HTTPS client trusting the proxy, presenting ``cert`` when given."""
+        """An HTTPS client trusting the proxy, connecting from ``CLIENT_ADDRESS``,
+        presenting ``cert`` when given."""
         context = ssl.create_default_context(cafile=str(self.ca))
         if cert is not None:
             context.load_cert_chain(str(cert[0]), str(cert[1]))
-        return httpx.Client(base_url=self.https, verify=context, timeout=10)
+        transport = httpx.HTTPTransport(verify=context, local_address=CLIENT_ADDRESS)
+        return httpx.Client(base_url=self.https, transport=transport, timeout=10)
 
 
 def render(sample: str, *, http_port: int, https_port: int, upstream_port: int,
@@ -215,7 +224,10 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
     """One collector behind every proxy here: plain HTTP on loopback, as the sample wants."""
     nginx_binary()
     workdir = tmp_path_factory.mktemp("collector")
-    collector = Collector(workdir, extra_config="[dashboard]\nsecure_cookie = true\n")
+    secret = workdir / "enrollment-secret"
+    secret.write_text(ENROLLMENT_SECRET + "\n")
+    collector = Collector(workdir, extra_config="[dashboard]\nsecure_cookie = true\n\n"
+                          f'[enrollment]\nsecret_file = "{secret}"\n')
     agent_token = collector.enroll(CUSTOMER, AGENT_HOST)
     push_token = collector.enroll(CUSTOMER, PUSH_HOST)
     added = subprocess.run(
@@ -304,6 +316,31 @@ def test_the_dashboard_login_works_through_the_proxy_and_metrics_stay_inside(
         page = browser.get("/hosts")
         assert page.status_code == 200 and PUSH_HOST in page.text
         assert browser.get("/metrics").status_code == 403
+
+
+def test_a_host_enrolls_through_the_proxy_which_limits_the_rate_of_attempts(
+    setup: Setup, proxy: Proxy
+) -> None:
+    request = {"customer": CUSTOMER, "fqdn": ENROLLING_HOST}
+    with proxy.client() as client:
+        enrolled = client.post("/api/v1/enroll", json=request,
+                               headers=bearer(ENROLLMENT_SECRET))
+        assert enrolled.status_code == 201, enrolled.text
+        pushed = client.post(PUSH_PATH, json=batch(ENROLLING_HOST),
+                             headers=bearer(enrolled.json()["token"]))
+        assert pushed.status_code == 202, pushed.text
+        guesses = [client.post("/api/v1/enroll", json={**request, "fqdn": f"guess-{n}.example"},
+                               headers=bearer(f"guessed-secret-number-{n:04d}"))
+                   for n in range(70)]
+    codes = [answer.status_code for answer in guesses]
+    # A burst of 60 attempts (the enrollment included) reaches the collector, then one a
+    # second: the rest are refused by the proxy.
+    assert set(codes[:55]) == {401} and codes[-1] == 429, codes
+    assert guesses[-1].json()["error"] == "too_many_requests"
+    # The audit names the address the host came from, not the proxy's.
+    audit = setup.collector.get("/api/v1/audit?kind=host_enrolled").json()
+    entry = next(e for e in audit if ENROLLING_HOST in json.dumps(e))
+    assert CLIENT_ADDRESS in entry["actor"], entry
 
 
 def test_plain_http_moves_the_dashboard_to_https_and_refuses_a_push(
