@@ -72,8 +72,18 @@ def poll(engine: Engine, settings: Settings, policy: Policy, client: RtClient, *
         if link is None:
             continue  # a ticket of another collector's database, or not ours yet
         report.tickets.append(rt_id)
+        passed = 0  # the last of a run of transactions that are not staff work
         for txn in client.history(rt_id, after=int(link["seen_txn"])):
-            _apply(engine, settings, policy, client, config, link, txn, clock(), report)
+            if txn.creator in (config.user, RT_SYSTEM):
+                passed = txn.id
+                report.skipped += 1
+                continue
+            if passed:  # one update for the run, not one per transaction
+                _advance(engine, link, passed)
+                passed = 0
+            _apply(engine, settings, policy, client, link, txn, clock(), report)
+        if passed:
+            _advance(engine, link, passed)
     with write_transaction(engine) as conn:
         stmt = upsert_insert(conn, STATES).values(
             name=POLL_STATE, data={"since": started}, updated_at=started)
@@ -83,23 +93,27 @@ def poll(engine: Engine, settings: Settings, policy: Policy, client: RtClient, *
     return report
 
 
+def _advance(engine: Engine, link: RowMapping, txn_id: int) -> None:
+    """Mark RT history read up to ``txn_id`` (never backwards)."""
+    with write_transaction(engine) as conn:
+        conn.execute(update(LINKS).where(LINKS.c.ticket_id == link["ticket_id"],
+                                         LINKS.c.seen_txn < txn_id).values(seen_txn=txn_id))
+
+
 def _apply(engine: Engine, settings: Settings, policy: Policy, client: RtClient,
-           config: RequestTrackerSettings, link: RowMapping, txn: Txn, now: float,
-           report: PollReport) -> None:
+           link: RowMapping, txn: Txn, now: float, report: PollReport) -> None:
+    """Apply one staff transaction, in one database transaction with the advance of
+    ``seen_txn`` past it; nothing when another collector advanced it first."""
     ticket_id = int(link["ticket_id"])
-    staff = txn.creator not in (config.user, RT_SYSTEM)
     text = ""
-    if staff and txn.type in ("Correspond", "Comment"):
-        text = client.content(txn.id).strip() or txn.subject  # before the transaction
+    if txn.type in ("Correspond", "Comment"):
+        text = client.content(txn.id).strip() or txn.subject  # no network inside the txn
     with write_transaction(engine) as conn:
         advanced = conn.execute(update(LINKS).where(
             LINKS.c.ticket_id == ticket_id, LINKS.c.seen_txn < txn.id,
         ).values(seen_txn=txn.id)).rowcount
         if not advanced:
             return  # another collector applied it
-        if not staff:
-            report.skipped += 1
-            return
         try:
             done = _act(conn, settings, policy, ticket_id, txn, text, now)
         except CollectorError as exc:  # the ticket's state does not allow it: noted, skipped
