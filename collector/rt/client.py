@@ -433,10 +433,16 @@ class RtClient:
                       + (" is disabled" if disabled else "")))
         key = self.settings.key_field
         applied = [f for f in found.get("TicketCustomFields") or [] if f.get("name") == key]
-        lines.append(("key field", bool(applied),
-                      f"{key!r} (id {applied[0].get('id')}) applies to {queue}" if applied
-                      else f"custom field {key!r} does not apply to queue {queue}, or {user} "
-                      "lacks SeeCustomField on it"))
+        if len(applied) == 1:
+            lines.append(("key field", True, f"{key!r} (id {applied[0].get('id')}) applies "
+                          f"to {queue}"))
+        elif applied:
+            ids = ", ".join(str(f.get("id")) for f in applied)
+            lines.append(("key field", False, f"{len(applied)} custom fields named {key!r} "
+                          f"(ids {ids}) apply to {queue}: disable all but one"))
+        else:
+            lines.append(("key field", False, f"custom field {key!r} does not apply to "
+                          f"queue {queue}, or {user} lacks SeeCustomField on it"))
         try:
             query = (f"Queue = {ticket_sql_string(queue)} AND "
                      f"{_custom_field_term(key)} = {ticket_sql_string(_CHECK_KEY)}")

@@ -322,6 +322,16 @@ def test_check_passes_on_a_set_up_rt_and_names_a_missing_queue(client: RtClient)
     assert "No Such Queue" in missing[-1][2]
 
 
+def test_loading_the_setup_file_again_adds_no_second_key_field(client: RtClient,
+                                                                rt_server: RtServer) -> None:
+    rt_service.load_initialdata(rt_server, rt_service.WATCHKEEPER_INITIALDATA)
+    response = httpx.post(f"{rt_server.url}/REST/2.0/customfields", params={"fields": "Name"},
+                          json=[{"field": "Name", "value": KEY_FIELD}],
+                          auth=("root", rt_server.root_password), timeout=30)
+    assert [f["Name"] for f in response.json()["items"]] == [KEY_FIELD]
+    assert all(ok for _, ok, _ in client.check("General"))
+
+
 def test_check_reports_refused_credentials(rt_server: RtServer) -> None:
     with RtClient(settings_for(rt_server.url, token="1-28-" + "0" * 32)) as bad:
         lines = bad.check("General")

@@ -207,6 +207,12 @@ def _run_setup(server: RtServer, *args: str, log_name: str) -> None:
             + log.read_text(errors="replace")[-3000:])
 
 
+def load_initialdata(server: RtServer, datafile: Path) -> None:
+    """Load an initialdata file the way an RT administrator does (``--action insert``)."""
+    _run_setup(server, "--action", "insert", "--datafile", str(datafile),
+               log_name=f"insert-{datafile.stem}.log")
+
+
 def start_rt(workdir: Path) -> RtServer:
     """Set up and start a private RT under ``workdir``; it answers when this returns.
 
@@ -225,10 +231,8 @@ def start_rt(workdir: Path) -> RtServer:
     password_file.write_text(server.root_password + "\n")
     _run_setup(server, "--action", "init", "--root-password-file", str(password_file),
                log_name="init.log")
-    _run_setup(server, "--action", "insert", "--datafile", str(WATCHKEEPER_INITIALDATA),
-               log_name="insert-watchkeeper.log")
-    _run_setup(server, "--action", "insert", "--datafile", str(STAFF_INITIALDATA),
-               log_name="insert-staff.log")
+    load_initialdata(server, WATCHKEEPER_INITIALDATA)
+    load_initialdata(server, STAFF_INITIALDATA)
     server.start()
     server.started_in = time.monotonic() - began
     return server
