@@ -357,3 +357,28 @@ def test_two_collectors_sending_together_bring_each_change_once(pg_url, rt_serve
     finally:
         other.close()
         side.close()
+
+
+def test_reopened_on_either_side_is_reopened_on_the_other(side, rt_server):
+    ticket_id = side.open(priority="P3")
+    side.act(service.set_state, ticket_id, state="resolved", actor="tse.olena",
+             reason="fixed", policy=side.policy, settings=side.settings)
+    side.sync_until_done()
+    rt_id = side.rt_id(ticket_id)
+    assert _rt_ticket(side.rt, rt_id)["Status"] == "resolved"
+    # Staff open it again in RT: the collector's ticket is active again.
+    staff = staff_client(rt_server)
+    staff.update(rt_id, {"Status": "open"})
+    side.clock.advance(60)
+    report = poll(side.engine, side.settings, side.policy, side.rt, clock=side.clock)
+    assert [what for _, what in report.applied] == ["reopen"]
+    assert side.ticket(ticket_id)["state"] in ("new", "open")
+    # Resolved and reopened in watchkeeper: RT follows.
+    side.act(service.set_state, ticket_id, state="resolved", actor="tse.olena",
+             reason="fixed again", policy=side.policy, settings=side.settings)
+    side.act(service.set_state, ticket_id, state="reopen", actor="tse.olena",
+             reason="it came back", policy=side.policy, settings=side.settings)
+    side.sync_until_done()
+    statuses = [(t.old, t.new) for t in side.rt.history(rt_id) if t.type == "Status"]
+    assert statuses[-3:] == [("resolved", "open"), ("open", "resolved"), ("resolved", "open")]
+    staff.close()
