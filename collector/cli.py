@@ -17,13 +17,14 @@ from collector.db import create_db_engine, migrate, session_factory
 from collector.errors import AlreadyEnrolled
 from collector.maintenance import cli as maintenance_cli
 from collector.people import cli as people_cli
+from collector.rt import cli as rt_cli
 from collector.settings import Settings, load_settings
 from collector.timefmt import CLOCK_OFFSET_ENV, OffsetClock
 
 EXIT_CONFIG = 2
 # Domains with commands of their own: each has add_commands(subparsers), which adds its
 # subcommands (each with a --config option) and sets ``handler`` (a Handler) on them.
-COMMAND_MODULES = (people_cli, maintenance_cli)
+COMMAND_MODULES = (people_cli, maintenance_cli, rt_cli)
 
 
 def _parser() -> argparse.ArgumentParser:
