@@ -13,9 +13,18 @@ with the unit's identity.
   the graceful stop;
 - the agent, run as an unprivileged user with exactly the unit's capabilities, reads a
   firewall ruleset (in a network namespace of its own) and a backup only root may read;
-  without them both are UNKNOWN.
+  without them both are UNKNOWN;
+- under a seccomp filter built from the unit's SystemCallFilter=, ProtectClock= and
+  RestrictAddressFamilies= (the groups expanded by ``systemd-analyze syscall-filter``)
+  those checks still run, and ntp's
+  kernel read is refused as docs/systemd.md says, until its "kernel clock" drop-in.
 
-A missing systemd-analyze fails naming the Debian package; nothing here skips.
+What these runs do not reproduce: the mount namespace (ProtectSystem=, PrivateTmp=, ...),
+ProtectProc= and MemoryDenyWriteExecute=; systemd applies those, and no systemd runs here.
+
+Needs root. A missing systemd-analyze (systemd), nft (nftables), setpriv or unshare
+(util-linux) or Python's seccomp module (python3-seccomp) fails naming the Debian package;
+nothing here skips. About 12 s.
 """
 
 from __future__ import annotations
@@ -26,6 +35,7 @@ import json
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -95,10 +105,12 @@ class Unit:
     settings: Mapping[str, Mapping[str, tuple[str, ...]]]
 
     @classmethod
-    def read(cls, path: Path) -> Unit:
+    def read(cls, path: Path, *dropins: str) -> Unit:
+        """The unit at ``path``, with the texts of drop-ins applied after it in order."""
+        text = "\n".join([path.read_text(encoding="utf-8"), *dropins])
         sections: dict[str, dict[str, list[str]]] = {}
         current: dict[str, list[str]] | None = None
-        for number, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        for number, raw in enumerate(text.splitlines(), 1):
             line = raw.strip()
             if not line or line[0] in "#;":
                 continue
@@ -368,6 +380,9 @@ state_dir = "{state}"
 [checks.firewall]
 allowed_open_ports = ["22/tcp"]
 
+[checks.ntp]
+servers = ["127.0.0.1"]
+
 [checks.backup]
 [[checks.backup.sets]]
 name = "files"
@@ -389,9 +404,75 @@ max_age_crit = "2d"
         shutil.rmtree(top)
 
 
-def run_as_the_unit(sandbox: Path, *, capabilities: bool) -> dict[tuple[str, str], Any]:
+def syscall_group(name: str, seen: frozenset[str] = frozenset()) -> frozenset[str]:
+    """The system calls of a systemd group such as ``@system-service``, nested groups
+    expanded, as ``systemd-analyze syscall-filter`` lists them."""
+    done = systemd_analyze("syscall-filter", name)
+    assert done.returncode == 0, done.stderr
+    calls: set[str] = set()
+    for line in done.stdout.splitlines()[1:]:
+        word = line.strip()
+        if word.startswith("@") and word not in seen:
+            calls |= syscall_group(word, seen | {name})
+        elif word and not word.startswith(("#", "@")):
+            calls.add(word)
+    return frozenset(calls)
+
+
+def allowed_calls(unit: Unit) -> frozenset[str]:
+    """What the unit lets through: its SystemCallFilter= lines in order (the first makes an
+    allow list, a plain line adds, a ``~`` line takes away), less the clock-setting calls
+    that ProtectClock=yes refuses with a filter of its own."""
+    allowed: set[str] = set()
+    for value in unit.values("SystemCallFilter"):
+        words = value.removeprefix("~").split()
+        calls = set().union(*(syscall_group(w) if w.startswith("@") else {w} for w in words))
+        allowed = allowed - calls if value.startswith("~") else allowed | calls
+    if unit.values("ProtectClock")[-1:] == ("yes",):
+        allowed -= syscall_group("@clock")
+    assert unit.one("SystemCallErrorNumber") == "EPERM"
+    return frozenset(allowed)
+
+
+# Loads a seccomp filter that allows the calls listed in the file argv[1], socket() only
+# for the address families numbered in argv[2] (RestrictAddressFamilies=), and fails any
+# other call with EPERM (SystemCallErrorNumber=EPERM); then executes argv[3:] under it, as
+# systemd does for the unit's process. A name this architecture does not have is left out.
+SECCOMP_LAUNCHER = """\
+import errno, os, sys, seccomp
+f = seccomp.SyscallFilter(defaction=seccomp.ERRNO(errno.EPERM))
+for name in open(sys.argv[1]).read().split():
+    try:
+        if name != "socket":
+            f.add_rule(seccomp.ALLOW, name)
+    except RuntimeError:
+        pass
+for family in sys.argv[2].split(","):
+    f.add_rule(seccomp.ALLOW, "socket", seccomp.Arg(0, seccomp.EQ, int(family)))
+f.load()
+os.execv(sys.argv[3], sys.argv[3:])
+"""
+SYSTEM_PYTHON = "/usr/bin/python3"  # python3-seccomp is built for Debian's python3
+
+
+def seccomp_launcher(sandbox: Path, calls: frozenset[str], families: list[str]) -> list[str]:
+    found = subprocess.run([SYSTEM_PYTHON, "-c", "import seccomp"], capture_output=True,
+                           text=True, timeout=60, check=False)
+    if found.returncode != 0:
+        pytest.fail("python3 cannot import seccomp: install the Debian package "
+                    f"python3-seccomp ({found.stderr.strip()[-200:]})")
+    listing = sandbox / "allowed-calls"
+    listing.write_text("\n".join(sorted(calls)), encoding="utf-8")
+    listing.chmod(0o644)
+    numbers = ",".join(str(int(getattr(socket, family))) for family in families)
+    return [SYSTEM_PYTHON, "-c", SECCOMP_LAUNCHER, str(listing), numbers]
+
+
+def run_as_the_unit(sandbox: Path, *, capabilities: bool,
+                    syscalls: frozenset[str] | None = None) -> dict[tuple[str, str], Any]:
     """``watchkeeper-agent check`` as an unprivileged user with the unit's groups and,
-    when asked, exactly its capabilities, in a network namespace holding RULESET."""
+    when asked, exactly its capabilities, in a network namespace holding RULESET; with
+    ``syscalls``, under a filter allowing only those."""
     unit = Unit.read(AGENT)
     caps = [c.removeprefix("CAP_").lower() for c in unit.words("AmbientCapabilities")]
     wanted = ",".join(["-all", *(f"+{c}" for c in caps)] if capabilities else ["-all"])
@@ -400,8 +481,10 @@ def run_as_the_unit(sandbox: Path, *, capabilities: bool) -> dict[tuple[str, str
     as_unit = [tool("setpriv", "util-linux"), f"--reuid={NOBODY}", f"--regid={NOBODY}",
                f"--groups={gids}", f"--inh-caps={wanted}", f"--ambient-caps={wanted}",
                f"--bounding-set={wanted}", "--no-new-privs", "--",
+               *(seccomp_launcher(sandbox, syscalls, unit.words("RestrictAddressFamilies"))
+                 if syscalls is not None else []),
                str(agent), "check", "--json", "--config", str(sandbox / "agent.toml"),
-               "firewall", "backup"]
+               "firewall", "backup", "ntp"]
     script = f'{tool("nft", "nftables")} -f "$1" && shift && exec "$@"'
     done = subprocess.run([tool("unshare", "util-linux"), "--net", "sh", "-c", script, "sh",
                            str(sandbox / "rules.nft"), *as_unit],
@@ -425,3 +508,26 @@ def test_without_the_units_capabilities_both_are_unknown(sandbox: Path) -> None:
     assert firewall["status"] == 3, firewall["summary"]
     assert "cannot read the firewall ruleset" in firewall["summary"]
     assert backup["status"] == 3, backup["summary"]
+
+
+def test_under_the_units_system_call_filter_the_checks_run_but_ntp_cannot_read_the_kernel(
+        sandbox: Path) -> None:
+    results = run_as_the_unit(sandbox, capabilities=True,
+                              syscalls=allowed_calls(Unit.read(AGENT)))
+    firewall, backup = results[("firewall", "input")], results[("backup", "files")]
+    assert firewall["status"] == 0, firewall["summary"]
+    assert backup["status"] == 0, backup["summary"]
+    # No chronyd or ntpd answers in the namespace: ntp falls back to adjtimex, which the
+    # unit refuses (docs/systemd.md, "What the sandbox changes for the checks").
+    local = results[("ntp", "local")]
+    assert local["status"] == 3, local["summary"]
+    assert "adjtimex failed: Operation not permitted" in local["summary"]
+
+
+def test_the_kernel_clock_drop_in_gives_ntp_the_kernel_back(sandbox: Path) -> None:
+    (text,) = [text for _, name, text, _ in documented_dropins() if name == "kernel-clock.conf"]
+    results = run_as_the_unit(sandbox, capabilities=True,
+                              syscalls=allowed_calls(Unit.read(AGENT, text)))
+    local = results[("ntp", "local")]
+    assert local["status"] != 3, local["summary"]
+    assert local["details"]["source"] == "kernel"
