@@ -7,7 +7,8 @@ unmanaged, so nothing of this machine's /etc, /opt, /var, systemd or users is to
 - ``--check`` on a fresh root succeeds, reports what it would change and writes nothing;
 - a real run installs the bundle and the installed agent validates and runs its checks;
 - a second run, and ``--check`` after it, change nothing (read from the PLAY RECAP);
-- a changed variable rewrites agent.toml, reports the change and notifies the restart.
+- a changed variable rewrites agent.toml, reports the change and notifies the restart;
+- a host without a token enrolls itself with a real collector's enrollment secret, once.
 
 The agent bundle comes from deploy/bundle/build.sh. ``ansible-playbook`` missing fails
 naming the Debian package ansible-core; nothing here skips.
@@ -35,12 +36,14 @@ from typing import Any
 import pytest
 
 from agent import __version__
+from tests.support.processes import Collector, collector_command
 
 ROOT = Path(__file__).resolve().parents[2]
 ANSIBLE_DIR = ROOT / "deploy" / "ansible"
 ROLE = ANSIBLE_DIR / "roles" / "watchkeeper_agent"
 BUILD_SH = ROOT / "deploy" / "bundle" / "build.sh"
 TOKEN = "wk-test-token-0123456789"
+ENROLL_SECRET = "wk-test-enrollment-secret-9876543210"
 RECAP = re.compile(
     r"^(?P<host>\S+)\s*:\s*ok=(?P<ok>\d+)\s+changed=(?P<changed>\d+)\s+"
     r"unreachable=(?P<unreachable>\d+)\s+failed=(?P<failed>\d+)", re.MULTILINE)
@@ -59,6 +62,14 @@ class PlayRun:
     def explain(self) -> str:
         return f"ansible-playbook exited {self.returncode}:\n{self.output[-6000:]}"
 
+    def task(self, name: str) -> str:
+        """What the role's task ``name`` did: ok, changed, skipping or failed."""
+        found = re.search(rf"^TASK \[watchkeeper_agent : {re.escape(name)}\][^\n]*\n+"
+                          r"(?:--- before[\s\S]*?\n\n)?(?P<status>[a-z]+)(?::| =>)",
+                          self.output, re.MULTILINE)
+        assert found is not None, f"no task {name!r} in:\n{self.output[-6000:]}"
+        return found["status"]
+
 
 def ansible_playbook() -> str:
     found = shutil.which("ansible-playbook")
@@ -74,15 +85,24 @@ def ansible_playbook() -> str:
 def bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The agent bundle, built once for this module."""
     out = tmp_path_factory.mktemp("bundle")
-    if BUILD_SH.exists():
-        done = subprocess.run(["sh", str(BUILD_SH), str(out)], capture_output=True, text=True,
-                              timeout=300, check=False, cwd=ROOT)
+    if _committed(BUILD_SH):
+        # The project's Python builds it (it has pip's wheel support); a wheel cache given
+        # in WATCHKEEPER_WHEELHOUSE_CACHE is reused.
+        done = subprocess.run(["bash", str(BUILD_SH), str(out)], capture_output=True,
+                              text=True, timeout=300, check=False, cwd=ROOT,
+                              env={**os.environ, "PYTHON": sys.executable})
         assert done.returncode == 0, done.stdout + done.stderr
     else:
         _stand_in_bundle(out)
     built = sorted(out.glob("watchkeeper-agent-*.tar.gz"))
     assert len(built) == 1, f"expected one bundle in {out}, found {built}"
     return built[0]
+
+
+def _committed(path: Path) -> bool:
+    done = subprocess.run(["git", "ls-files", "--error-unmatch", str(path)], cwd=ROOT,
+                          capture_output=True, check=False)
+    return done.returncode == 0
 
 
 def _stand_in_bundle(out: Path) -> None:
@@ -135,6 +155,7 @@ class Target:
     root: Path
     work: Path
     bundle: Path
+    variables: dict[str, Any]
 
     @property
     def config_file(self) -> Path:
@@ -155,6 +176,7 @@ class Target:
             "watchkeeper_agent_host": "db1.acme.example",
             "watchkeeper_checks": {"disk": {"include_mounts": ["/"], "space_warn_pct": 99,
                                             "space_crit_pct": 100}},
+            **self.variables,
             **overrides,
         }
         extra = self.work / "vars.json"
@@ -195,7 +217,7 @@ def files_under(root: Path) -> dict[str, tuple[int, float]]:
 def target(bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> Target:
     ansible_playbook()
     work = tmp_path_factory.mktemp("ansible")
-    return Target(root=work / "root", work=work, bundle=bundle)
+    return Target(root=work / "root", work=work, bundle=bundle, variables={})
 
 
 @pytest.fixture(scope="module")
@@ -233,6 +255,7 @@ def test_a_real_run_installs_an_agent_that_validates_and_checks(
         target: Target, first_run: PlayRun) -> None:
     assert first_run.returncode == 0, first_run.explain()
     assert first_run.changed >= 3, first_run.explain()
+    assert first_run.task("Run install.sh") == "changed"
     assert TOKEN not in first_run.output
     config = tomllib.loads(target.config_file.read_text())
     assert config["agent"]["host"] == "db1.acme.example"
@@ -256,6 +279,7 @@ def test_a_real_run_installs_an_agent_that_validates_and_checks(
 def test_a_second_run_changes_nothing(target: Target, second_run: PlayRun) -> None:
     assert second_run.returncode == 0, second_run.explain()
     assert second_run.changed == 0, second_run.explain()
+    assert second_run.task("Run install.sh") == "skipping"  # the installed version is the bundle's
     before = files_under(target.root)
     again = target.play("--check")
     assert again.returncode == 0, again.explain()
@@ -281,6 +305,40 @@ def test_missing_variables_fail_naming_them(target: Target) -> None:
     assert refused.failed == 1
     assert "watchkeeper_collector_url" in refused.output
     assert "watchkeeper_enroll_secret" in refused.output
+
+
+def test_a_host_without_a_token_enrolls_itself_once(
+        target: Target, second_run: PlayRun, tmp_path: Path) -> None:
+    secret_file = tmp_path / "enrollment-secret"
+    secret_file.write_text(ENROLL_SECRET + "\n")
+    collector = Collector(tmp_path, extra_config=f'[enrollment]\nsecret_file = "{secret_file}"\n')
+    collector.start()
+    try:
+        token_file = target.root / "etc" / "watchkeeper" / "token"
+        token_file.unlink()  # the host as it was installed, before it had a token
+        enrollment = {"watchkeeper_collector_url": collector.url, "watchkeeper_token": "",
+                      "watchkeeper_enroll_secret": ENROLL_SECRET,
+                      "watchkeeper_customer": "acme"}
+        enrolled = target.play(**enrollment)
+        assert enrolled.returncode == 0, enrolled.explain()
+        assert enrolled.task("Run install.sh") == "skipping"  # same version: no install
+        assert enrolled.task("Enroll") == "changed"
+        assert ENROLL_SECRET not in enrolled.output
+        token = token_file.read_text().strip()
+        assert token and token != TOKEN
+        assert oct(token_file.stat().st_mode & 0o777) == "0o640"
+        hosts = subprocess.run(collector_command("hosts", "--config", str(collector.config)),
+                               capture_output=True, text=True, timeout=60, check=False)
+        assert "db1.acme.example" in hosts.stdout, hosts.stdout + hosts.stderr
+        assert not list(target.root.glob("watchkeeper-enroll.*")), "the secret was left behind"
+        assert target.run_agent("validate").returncode == 0
+
+        again = target.play(**enrollment)
+        assert again.returncode == 0, again.explain()
+        assert again.changed == 0, again.explain()
+        assert token_file.read_text().strip() == token
+    finally:
+        collector.stop()
 
 
 # ----------------------------------------------------------------------------- the TOML filter
