@@ -1,4 +1,5 @@
-"""``watchkeeper-agent``: ``run`` the daemon, ``check`` once like a Nagios plugin, ``validate``.
+"""``watchkeeper-agent``: ``run`` the daemon, ``check`` once like a Nagios plugin, ``validate``,
+``record-baseline``, ``enroll``.
 
 Exit codes: ``check`` exits with the worst status (0 OK, 1 WARNING, 2 CRITICAL,
 3 UNKNOWN); a configuration error on any command prints the file, the key and what is
@@ -95,7 +96,20 @@ def main(argv: Sequence[str] | None = None, *, lookup: CheckLookup = registry.lo
     baseline.add_argument("--config", required=True, metavar="PATH", help="agent TOML file")
     baseline.add_argument("names", nargs="*", metavar="NAME",
                           help="check instances (default: every one that keeps a baseline)")
+    enroll = command("enroll", "enroll this host with the collector's enrollment secret and "
+                               "keep its token in collector.token_file")
+    enroll.add_argument("--config", required=True, metavar="PATH", help="agent TOML file")
+    enroll.add_argument("--secret-file", required=True, metavar="FILE",
+                        help="file holding the enrollment secret")
+    enroll.add_argument("--customer", required=True, help="the customer this host belongs to")
+    enroll.add_argument("--fqdn", metavar="NAME",
+                        help="the host name to enroll (default: [agent] host, else this "
+                             "host's FQDN)")
+    enroll.add_argument("--tag", action="append", dest="tags", default=[], metavar="TAG",
+                        help="a label the collector's priority rules match (repeatable)")
     args = parser.parse_args(argv)
+    if args.command == "enroll":
+        return _enroll(args, lookup=lookup)
     if args.command == "run":
         tables = None
         if argv is None:
@@ -119,6 +133,26 @@ def main(argv: Sequence[str] | None = None, *, lookup: CheckLookup = registry.lo
         return CONFIG_ERROR
     enabled = [c.name for c in config.checks if c.enabled]
     print(f"config OK: {len(enabled)} checks ({', '.join(enabled)})")
+    return 0
+
+
+def _enroll(args: argparse.Namespace, *, lookup: CheckLookup) -> int:
+    """``enroll``: 0 enrolled, 1 refused or failed (said on stderr), 2 a config error."""
+    # Imported here: only this command enrolls.
+    from agent.enroll import EnrollError, enroll, read_secret
+
+    try:
+        config = load_config(args.config, lookup=lookup)
+    except ConfigError as err:
+        print(f"config error: {err}", file=sys.stderr)
+        return CONFIG_ERROR
+    try:
+        host, token_file = enroll(config, secret=read_secret(args.secret_file),
+                                  customer=args.customer, fqdn=args.fqdn, tags=args.tags)
+    except EnrollError as err:
+        print(f"enroll: {err}", file=sys.stderr)
+        return 1
+    print(f"enrolled {host} for customer {args.customer}; token written to {token_file}")
     return 0
 
 
