@@ -1,7 +1,8 @@
 """The REST2 client against a real Request Tracker 5 (Debian's request-tracker5, SQLite).
 
-One private RT for this module, loaded with deploy/rt/watchkeeper.initialdata; the
-client acts as the connector user ``watchkeeper``, staff work is done as ``alice``.
+The session's private RT (``rt_server``, tests/conftest.py), loaded with
+deploy/rt/watchkeeper.initialdata; the client acts as the connector user ``watchkeeper``,
+staff work is done as ``alice``. One test stops RT for a while and starts it again.
 """
 
 from __future__ import annotations
@@ -27,13 +28,7 @@ from tests.services.rt import (
     FaultProxy,
     RtServer,
     make_token,
-    rt_session,
 )
-
-
-@pytest.fixture(scope="module")
-def rt_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RtServer]:
-    yield from rt_session(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")
