@@ -17,14 +17,16 @@ with the unit's identity.
 - under a seccomp filter built from the unit's SystemCallFilter=, ProtectClock= and
   RestrictAddressFamilies= (the groups expanded by ``systemd-analyze syscall-filter``)
   those checks still run, and ntp's
-  kernel read is refused as docs/systemd.md says, until its "kernel clock" drop-in.
+  kernel read is refused as docs/systemd.md says, until its "kernel clock" drop-in;
+- the collector, as an unprivileged user without capabilities under its unit's filter,
+  serves /metrics, keeps its SQLite file in its working directory and stops on SIGTERM.
 
 What these runs do not reproduce: the mount namespace (ProtectSystem=, PrivateTmp=, ...),
 ProtectProc= and MemoryDenyWriteExecute=; systemd applies those, and no systemd runs here.
 
 Needs root. A missing systemd-analyze (systemd), nft (nftables), setpriv or unshare
 (util-linux) or Python's seccomp module (python3-seccomp) fails naming the Debian package;
-nothing here skips. About 12 s.
+nothing here skips. About 15 s.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import sysconfig
 import tempfile
 import time
 from collections.abc import Iterator, Mapping
@@ -45,10 +48,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from agent.cli import FINAL_PUSH_BUDGET
 from agent.config import load_config
+from tests.support.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 UNITS = ROOT / "systemd"
@@ -531,3 +536,47 @@ def test_the_kernel_clock_drop_in_gives_ntp_the_kernel_back(sandbox: Path) -> No
     local = results[("ntp", "local")]
     assert local["status"] != 3, local["summary"]
     assert local["details"]["source"] == "kernel"
+
+
+def test_the_collector_serves_under_its_units_filter_as_an_unprivileged_user() -> None:
+    """The collector's unit gives no capability and its filter no netlink: uvicorn, uvloop,
+    the store process and SQLite in the working directory still serve."""
+    if os.geteuid() != 0:
+        pytest.fail("running the collector as another user needs root")
+    unit = Unit.read(COLLECTOR)
+    top = Path(tempfile.mkdtemp(prefix="watchkeeper-collector-unit-"))
+    try:
+        top.chmod(0o755)
+        working = top / "state"  # the unit's WorkingDirectory=, its StateDirectory=
+        working.mkdir()
+        os.chown(working, NOBODY, NOBODY)
+        # Debian's python3 runs the collector from this checkout and the venv's packages, so
+        # that the test does not depend on where the venv's interpreter lives.
+        path = os.pathsep.join([str(ROOT), sysconfig.get_paths()["purelib"],
+                                sysconfig.get_paths()["platlib"]])
+        port = free_port()
+        argv = [tool("setpriv", "util-linux"), f"--reuid={NOBODY}", f"--regid={NOBODY}",
+                "--clear-groups", "--inh-caps=-all", "--ambient-caps=-all", "--bounding-set=-all",
+                "--no-new-privs", "--",
+                *seccomp_launcher(top, allowed_calls(unit), unit.words("RestrictAddressFamilies")),
+                SYSTEM_PYTHON, "-m", "collector.cli", "serve", "--host", "127.0.0.1",
+                "--port", str(port)]
+        server = subprocess.Popen(argv, cwd=working, env={**os.environ, "PYTHONPATH": path},
+                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        answer = None
+        try:
+            deadline = time.monotonic() + 30
+            while answer is None and server.poll() is None and time.monotonic() < deadline:
+                try:
+                    answer = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=2)
+                except httpx.TransportError:
+                    time.sleep(0.2)
+        finally:
+            server.terminate()  # SIGTERM, as KillSignal= says
+            output, _ = server.communicate(timeout=seconds(unit.one("TimeoutStopSec")))
+        assert answer is not None, f"the collector never answered:\n{output[-2000:]}"
+        assert answer.status_code == 200 and "watchkeeper" in answer.text, answer.text[:500]
+        assert "Application shutdown complete" in output, output[-2000:]
+        assert (working / "var" / "watchkeeper.db").exists(), output[-2000:]
+    finally:
+        shutil.rmtree(top)
