@@ -24,8 +24,6 @@ import re
 import shutil
 import subprocess
 import sys
-import tarfile
-import textwrap
 import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -83,66 +81,19 @@ def ansible_playbook() -> str:
 
 @pytest.fixture(scope="module")
 def bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The agent bundle, built once for this module."""
-    out = tmp_path_factory.mktemp("bundle")
-    if _committed(BUILD_SH):
-        # The project's Python builds it (it has pip's wheel support); a wheel cache given
-        # in WATCHKEEPER_WHEELHOUSE_CACHE is reused.
-        done = subprocess.run(["bash", str(BUILD_SH), str(out)], capture_output=True,
-                              text=True, timeout=300, check=False, cwd=ROOT,
-                              env={**os.environ, "PYTHON": sys.executable})
-        assert done.returncode == 0, done.stdout + done.stderr
-    else:
-        _stand_in_bundle(out)
-    built = sorted(out.glob("watchkeeper-agent-*.tar.gz"))
-    assert len(built) == 1, f"expected one bundle in {out}, found {built}"
-    return built[0]
+    """The agent bundle from deploy/bundle/build.sh, built once for this module.
 
-
-def _committed(path: Path) -> bool:
-    done = subprocess.run(["git", "ls-files", "--error-unmatch", str(path)], cwd=ROOT,
-                          capture_output=True, check=False)
-    return done.returncode == 0
-
-
-def _stand_in_bundle(out: Path) -> None:
-    """A bundle with the interface of deploy/bundle/build.sh's, for before that exists.
-
-    Its install.sh puts a launcher of this checkout's agent where the real one puts the
-    venv, and says installed/unchanged on its last line as the real one does.
+    The project's Python builds it (it has pip's wheel support); a wheel cache named by
+    WATCHKEEPER_WHEELHOUSE_CACHE is reused.
     """
-    name = f"watchkeeper-agent-{__version__}"
-    install = textwrap.dedent(f"""\
-        #!/bin/sh
-        set -eu
-        prefix=/opt/watchkeeper config_dir=/etc/watchkeeper state_dir=/var/lib/watchkeeper
-        root=""
-        while [ $# -gt 0 ]; do
-            case "$1" in
-                --prefix) prefix=$2; shift ;;
-                --config-dir) config_dir=$2; shift ;;
-                --state-dir) state_dir=$2; shift ;;
-                --root) root=$2; shift ;;
-                --collector|--user|--token-file|--enroll-secret-file|--customer|--config)
-                    shift ;;
-            esac
-            shift
-        done
-        bin="$root$prefix/venv/bin"
-        mkdir -p "$bin" "$root$config_dir" "$root$state_dir/spool"
-        if [ "$(cat "$root$prefix/VERSION" 2>/dev/null || true)" = "{__version__}" ]; then
-            echo "watchkeeper-agent {__version__}: unchanged"; exit 0
-        fi
-        printf '#!/bin/sh\\nexec {sys.executable} -m agent "$@"\\n' > "$bin/watchkeeper-agent"
-        chmod 755 "$bin/watchkeeper-agent"
-        echo "{__version__}" > "$root$prefix/VERSION"
-        echo "watchkeeper-agent {__version__}: installed"
-        """)
-    with tarfile.open(out / f"{name}.tar.gz", "w:gz") as tar:
-        script = out / "install.sh"
-        script.write_text(install)
-        tar.add(script, arcname=f"{name}/install.sh")
-        script.unlink()
+    out = tmp_path_factory.mktemp("bundle")
+    done = subprocess.run(["bash", str(BUILD_SH), str(out)], capture_output=True, text=True,
+                          timeout=300, check=False, cwd=ROOT,
+                          env={**os.environ, "PYTHON": sys.executable})
+    assert done.returncode == 0, f"build.sh failed:\n{done.stdout}\n{done.stderr}"
+    built = sorted(out.glob("watchkeeper-agent-*.tar.gz"))
+    assert [b.name for b in built] == [f"watchkeeper-agent-{__version__}.tar.gz"], built
+    return built[0]
 
 
 # ----------------------------------------------------------------------------- the runs
