@@ -64,6 +64,15 @@ class RtError(Exception):
         self.status = status
 
 
+class KeyFieldMissing(RtError):
+    """RT created ticket ``rt_id`` but dropped its key field (a setup fault): the ticket is
+    there and is to be used, but a retry could not find it by the key."""
+
+    def __init__(self, message: str, *, rt_id: int) -> None:
+        super().__init__(message, permanent=True)
+        self.rt_id = rt_id
+
+
 @dataclass(frozen=True)
 class Txn:
     """One transaction of a ticket's history."""
@@ -275,11 +284,11 @@ class RtClient:
                           permanent=False) from None
         ticket = self._call("GET", f"/ticket/{rt_id}")
         if key_value not in self._field_values(ticket, self.settings.key_field):
-            raise RtError(
+            raise KeyFieldMissing(
                 f"RT created ticket {rt_id} in queue {queue!r} without its custom field "
                 f"{self.settings.key_field!r}: the field must exist, apply to the queue, and "
                 f"user {self.settings.user!r} needs SetInitialCustomField and SeeCustomField "
-                "on it", permanent=True)
+                "on it", rt_id=rt_id)
         return rt_id
 
     def comment(self, rt_id: int, *, subject: str, content: str) -> None:

@@ -36,7 +36,7 @@ from sqlalchemy.orm import aliased
 from collector.db import is_postgres, upsert_insert, write_transaction
 from collector.hosts.models import Customer
 from collector.rt import changes
-from collector.rt.client import RtClient, RtError
+from collector.rt.client import KeyFieldMissing, RtClient, RtError
 from collector.rt.models import (  # noqa: F401  (Backlog, backlog, set_enabled: re-exported)
     CHANGES,
     DEAD,
@@ -220,9 +220,16 @@ class Syncer:
             log.info("ticket #%s is RT #%s already (found by %s)", ticket["id"], rt_id,
                      self.config.key_field)
         else:
-            rt_id = self.client.create(
-                queue=spec.queue, subject=spec.subject, requestors=spec.requestors,
-                priority=spec.priority, content=spec.content, key_value=spec.key_value)
+            try:
+                rt_id = self.client.create(
+                    queue=spec.queue, subject=spec.subject, requestors=spec.requestors,
+                    priority=spec.priority, content=spec.content, key_value=spec.key_value)
+            except KeyFieldMissing as exc:
+                # The ticket exists: use it rather than make another on every retry. Only
+                # a lost answer to a later create could now go unnoticed; the log says so.
+                log.error("%s; its changes go there, but until the field is set up a "
+                          "create whose answer is lost may be made twice", exc)
+                rt_id = exc.rt_id
             report.created.append(rt_id)
             log.info("ticket #%s created as RT #%s", ticket["id"], rt_id)
         with write_transaction(self.engine) as conn:

@@ -382,3 +382,22 @@ def test_reopened_on_either_side_is_reopened_on_the_other(side, rt_server):
     statuses = [(t.old, t.new) for t in side.rt.history(rt_id) if t.type == "Status"]
     assert statuses[-3:] == [("resolved", "open"), ("open", "resolved"), ("resolved", "open")]
     staff.close()
+
+
+def test_a_key_field_rt_drops_still_links_the_ticket_once(tmp_path, rt_server, rt_token,
+                                                          enroll_host, caplog):
+    settings = rt_settings(f"sqlite:///{tmp_path / 'c.db'}", rt_server.url, rt_token,
+                           key_field="No Such Field")
+    side = Side(settings, enroll_host)
+    try:
+        ticket_id = side.open()
+        side.act(service.comment, ticket_id, text="after the create", actor="tse.olena")
+        report = side.syncer.sync()
+        assert len(report.created) == 1 and report.retried == [] and len(report.done) == 2
+        assert side.rt_id(ticket_id) == report.created[0]
+        assert "without its custom field 'No Such Field'" in caplog.text
+        side.act(service.comment, ticket_id, text="later", actor="tse.olena")
+        again = side.syncer.sync()
+        assert again.created == [] and len(again.done) == 1  # no second RT ticket
+    finally:
+        side.close()
