@@ -270,6 +270,11 @@ def test_a_host_without_a_token_enrolls_itself_once(
         enrollment = {"watchkeeper_collector_url": collector.url, "watchkeeper_token": "",
                       "watchkeeper_enroll_secret": ENROLL_SECRET,
                       "watchkeeper_customer": "acme"}
+        would = target.play("--check", **enrollment)
+        assert would.returncode == 0, would.explain()
+        assert "would enroll db1.acme.example in acme" in would.output, would.explain()
+        assert not token_file.exists()
+
         enrolled = target.play(**enrollment)
         assert enrolled.returncode == 0, enrolled.explain()
         assert enrolled.task("Run install.sh") == "skipping"  # same version: no install
