@@ -4,7 +4,8 @@
 #   ./install.sh [--prefix DIR] [--config-dir DIR] [--state-dir DIR] [--collector URL]
 #                [--token-file FILE | --enroll-secret-file FILE --customer NAME
 #                 [--fqdn NAME] [--tag TAG ...]]
-#                [--config FILE] [--user NAME] [--no-user] [--no-systemd] [--root DIR]
+#                [--config FILE] [--user NAME] [--no-user] [--no-systemd] [--unit-dir DIR]
+#                [--root DIR]
 #
 # Defaults: /opt/watchkeeper, /etc/watchkeeper, /var/lib/watchkeeper, user watchkeeper.
 # A second run with the same bundle changes nothing; the last line says what happened:
@@ -13,7 +14,7 @@
 set -eu
 HERE=$(cd "$(dirname "$0")" && pwd)
 PYTHON=${WATCHKEEPER_PYTHON:-python3}
-case " $* " in *" -h "*|*" --help "*) sed -n '2,13p' "$0"; exit 0 ;; esac
+case " $* " in *" -h "*|*" --help "*) sed -n '2,14p' "$0"; exit 0 ;; esac
 if ! "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
     echo "install.sh: $PYTHON 3.11 or newer is needed (Debian 12: apt-get install python3)" >&2
     exit 1

@@ -51,6 +51,9 @@ UNIT_DIR = "/etc/systemd/system"
 USER_COMMENT = "watchkeeper agent"
 """The comment of the user install.sh creates; uninstall --purge removes only that user."""
 PLACEHOLDER_URL = "https://collector.example.net"
+SHARED_DIRS = frozenset({"/", "/etc", "/opt", "/var", "/var/lib", "/usr", "/usr/local", "/srv",
+                         "/tmp", "/home", "/root", "/run"})
+"""Directories of the whole system: install.sh would set their modes and owners."""
 DOCS = ("bundle.md", "agent.md", "systemd.md")
 COMMAND_TIMEOUT = 300.0
 
@@ -92,12 +95,21 @@ class Layout:
             prefix=path(args.prefix, "prefix", DEFAULT_PREFIX),
             config_dir=path(args.config_dir, "config_dir", DEFAULT_CONFIG_DIR),
             state_dir=path(args.state_dir, "state_dir", DEFAULT_STATE_DIR),
-            unit_dir=Path(known.get("unit_dir", root + UNIT_DIR)),
+            unit_dir=path(args.unit_dir, "unit_dir", UNIT_DIR),
             user=args.user or known.get("user", DEFAULT_USER),
             systemd=not args.no_systemd and not effective_root
             and known.get("systemd", "true") != "false",
             root=effective_root,
         )
+
+    def check(self) -> None:
+        """InstallError for a directory option that names a directory of the system."""
+        for option, path in (("--prefix", self.prefix), ("--config-dir", self.config_dir),
+                             ("--state-dir", self.state_dir)):
+            inside = "/" + str(path)[len(self.root):].strip("/")
+            if inside in SHARED_DIRS:
+                raise InstallError(f"{option} {inside}: give the agent a directory of its "
+                                   f"own, such as {inside.rstrip('/')}/watchkeeper")
 
     @property
     def venv(self) -> Path:
@@ -399,6 +411,7 @@ def install(args: argparse.Namespace) -> int:
     """install.sh: put the bundle in place; see the module's docstring."""
     bundle = Bundle.at(Path(args.bundle).resolve())
     layout = Layout.from_options(args)
+    layout.check()
     secret_file = Path(args.enroll_secret_file) if args.enroll_secret_file else None
     if args.token_file and secret_file:
         raise InstallError("give --token-file or --enroll-secret-file, not both")
@@ -412,8 +425,8 @@ def install(args: argparse.Namespace) -> int:
     changes = Changes()
     ensure_user(layout, not args.no_user, changes)
     owner = Owner.of(layout)
+    ensure_dir(layout.prefix, 0o755, changes)
     with locked(layout.prefix):
-        ensure_dir(layout.prefix, 0o755, changes)
         ensure_dir(layout.config_dir, 0o750, changes, gid=owner.gid)
         ensure_dir(layout.state_dir, 0o700, changes, uid=owner.uid, gid=owner.gid)
         before = installed(layout)
@@ -622,6 +635,7 @@ def parser() -> argparse.ArgumentParser:
         sub.add_argument("--prefix", help=f"where the agent goes (default {DEFAULT_PREFIX})")
         sub.add_argument("--config-dir", help=f"default {DEFAULT_CONFIG_DIR}")
         sub.add_argument("--state-dir", help=f"default {DEFAULT_STATE_DIR}")
+        sub.add_argument("--unit-dir", help=f"where the unit goes (default {UNIT_DIR})")
         sub.add_argument("--user", help=f"the agent's user (default {DEFAULT_USER})")
         sub.add_argument("--no-systemd", action="store_true",
                          help="no unit and no systemctl (another supervisor runs the agent)")

@@ -2,7 +2,7 @@
 # Remove the watchkeeper agent: its service, unit and virtual environments.
 #
 #   uninstall.sh [--prefix DIR] [--config-dir DIR] [--state-dir DIR] [--user NAME]
-#                [--no-systemd] [--root DIR] [--purge]
+#                [--no-systemd] [--unit-dir DIR] [--root DIR] [--purge]
 #
 # The configuration, the token, the check state and the spool (results not yet pushed)
 # are kept unless --purge is given; --purge also removes the user install.sh created.

@@ -429,3 +429,85 @@ def test_uninstall_keeps_the_data_and_purge_removes_it_but_nothing_else(
         assert not gone.exists(), f"--purge left {gone}"
     left = sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
     assert left == sorted(str(p.relative_to(root)) for p in others)
+
+
+FAKE_SYSTEMCTL = """#!/bin/sh
+# Stands in for systemctl: records each call with the venv the link points to then, and
+# keeps the unit's enabled and active state in files.
+state={state}
+echo "$* -> $(readlink {prefix}/venv)" >> "$state/calls"
+case "$1" in
+    is-active) [ -e "$state/active" ] ;;
+    is-enabled) [ -e "$state/enabled" ] ;;
+    enable) touch "$state/enabled" ;;
+    start) touch "$state/active" ;;
+    stop) rm -f "$state/active" ;;
+    disable) rm -f "$state/enabled" "$state/active" ;;
+    daemon-reload) ;;
+    *) exit 1 ;;
+esac
+"""
+
+
+def test_with_systemd_an_upgrade_stops_the_old_agent_and_starts_the_new(
+    bundles: tuple[Built, Built], tmp_path: Path,
+) -> None:
+    # A prefix layout with systemd, where systemctl is a stand-in that records its calls
+    # (the machine's own systemd and users are not touched).
+    old, new = bundles
+    prefix, state = tmp_path / "opt", tmp_path / "systemctl"
+    state.mkdir()
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    fake = bin_dir / "systemctl"
+    fake.write_text(FAKE_SYSTEMCTL.format(state=state, prefix=prefix))
+    fake.chmod(0o755)
+    token = tmp_path / "token-given"
+    token.write_text("a-token-from-the-operator\n")
+    config = agent_config(tmp_path, tmp_path / "unused-root", host="sd.bundle.example")
+    options = ["--prefix", prefix, "--config-dir", tmp_path / "etc", "--state-dir",
+               tmp_path / "state", "--unit-dir", tmp_path / "units", "--no-user",
+               "--user", "root", "--config", config, "--token-file", token]
+    env = {**os.environ, **OFFLINE, "PATH": f"{bin_dir}:{os.environ['PATH']}"}
+
+    def run(built: Built) -> str:
+        done = subprocess.run([str(built.install), *map(str, options)], capture_output=True,
+                              text=True, env=env, timeout=300, check=False)
+        assert done.returncode == 0, f"{done.stdout}\n{done.stderr}"
+        return last_line(done)
+
+    def calls() -> list[str]:
+        lines = (state / "calls").read_text().splitlines()
+        (state / "calls").unlink()
+        return [line.replace("watchkeeper-agent.service", "UNIT") for line in lines]
+
+    assert run(old) == f"watchkeeper-agent {old.version}: installed"
+    old_venv = os.readlink(prefix / "venv")
+    assert calls() == [f"{c} -> {old_venv}" for c in (
+        "daemon-reload", "is-enabled --quiet UNIT", "enable UNIT", "is-active --quiet UNIT",
+        "start UNIT")]
+    unit = (tmp_path / "units" / "watchkeeper-agent.service").read_text()
+    assert f"ExecStart={prefix}/venv/bin/watchkeeper-agent run --config {tmp_path}/etc/" \
+           "agent.toml" in unit
+    assert "\nUser=root\n" in unit
+
+    assert run(old) == f"watchkeeper-agent {old.version}: unchanged"
+    assert [c.split(" -> ")[0] for c in calls()] == ["is-enabled --quiet UNIT"]  # a question
+
+    assert run(new) == f"watchkeeper-agent {new.version}: upgraded from {old.version}"
+    new_venv = os.readlink(prefix / "venv")
+    assert calls() == [
+        f"is-active --quiet UNIT -> {old_venv}",
+        f"stop UNIT -> {old_venv}",          # stopped before the swap
+        f"is-enabled --quiet UNIT -> {new_venv}",
+        f"is-active --quiet UNIT -> {new_venv}",
+        f"start UNIT -> {new_venv}",         # started on the new venv
+    ]
+    assert (state / "active").exists()
+
+    removed = subprocess.run([str(prefix / "uninstall.sh")], capture_output=True, text=True,
+                             env=env, timeout=60, check=False)
+    assert removed.returncode == 0, removed.stderr
+    assert [c.split(" -> ")[0] for c in calls()] == ["disable --now UNIT", "daemon-reload"]
+    assert not (tmp_path / "units" / "watchkeeper-agent.service").exists()
+    assert (tmp_path / "etc" / "agent.toml").exists()
