@@ -106,7 +106,6 @@ class Target:
     root: Path
     work: Path
     bundle: Path
-    variables: dict[str, Any]
 
     @property
     def config_file(self) -> Path:
@@ -127,7 +126,6 @@ class Target:
             "watchkeeper_agent_host": "db1.acme.example",
             "watchkeeper_checks": {"disk": {"include_mounts": ["/"], "space_warn_pct": 99,
                                             "space_crit_pct": 100}},
-            **self.variables,
             **overrides,
         }
         extra = self.work / "vars.json"
@@ -168,7 +166,7 @@ def files_under(root: Path) -> dict[str, tuple[int, float]]:
 def target(bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> Target:
     ansible_playbook()
     work = tmp_path_factory.mktemp("ansible")
-    return Target(root=work / "root", work=work, bundle=bundle, variables={})
+    return Target(root=work / "root", work=work, bundle=bundle)
 
 
 @pytest.fixture(scope="module")
@@ -243,6 +241,8 @@ def test_a_changed_variable_rewrites_the_config_and_notifies_the_restart(
     changed = target.play(watchkeeper_log_level="debug")
     assert changed.returncode == 0, changed.explain()
     assert changed.changed >= 1, changed.explain()
+    assert changed.task("Write agent.toml") == "changed"
+    assert changed.task("Run install.sh") == "skipping"  # a config change is not an upgrade
     assert "RUNNING HANDLER [watchkeeper_agent : Say that the agent needs a restart]" \
         in changed.output, changed.explain()
     assert "restart the agent to load it" in changed.output
@@ -292,6 +292,7 @@ def test_a_host_without_a_token_enrolls_itself_once(
         again = target.play(**enrollment)
         assert again.returncode == 0, again.explain()
         assert again.changed == 0, again.explain()
+        assert again.task("Enroll") == "skipping"  # it has its token
         assert token_file.read_text().strip() == token
     finally:
         collector.stop()
