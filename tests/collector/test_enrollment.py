@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
-from collector.db import create_db_engine
+from collector.db import create_db_engine, migrate
 from collector.settings import EnrollmentSettings, Settings
-from tests.collector.conftest import AppClient, bearer
+from tests.collector.conftest import AppClient, bearer, settings_for
 
 GLOBAL_SECRET = "global-enrollment-secret-0123456789"
 ACME_SECRET = "acme-enrollment-secret-9876543210"
@@ -34,12 +34,36 @@ def with_enrollment(settings: Settings, **keys: Any) -> Settings:
 
 
 @pytest.fixture
-def collector(settings: Settings, secrets_dir: Path,
-              start_collector: Callable[..., AppClient]) -> AppClient:
-    """A collector taking the global secret and acme's own."""
+def sqlite_settings(tmp_path: Path) -> Settings:
+    """Settings on a migrated SQLite store, for what does not depend on the store."""
+    built = settings_for(f"sqlite:///{tmp_path / 'watchkeeper.db'}")
+    engine = create_db_engine(built)
+    try:
+        migrate(engine)
+    finally:
+        engine.dispose()
+    return built
+
+
+def _collector(settings: Settings, secrets_dir: Path,
+               start_collector: Callable[..., AppClient]) -> AppClient:
     enrolling = with_enrollment(settings, secret_file=secrets_dir / "global",
                                 secret_files={"acme": secrets_dir / "acme"})
     return start_collector(enrolling, role=None)
+
+
+@pytest.fixture
+def collector(settings: Settings, secrets_dir: Path,
+              start_collector: Callable[..., AppClient]) -> AppClient:
+    """A collector taking the global secret and acme's own, on each store."""
+    return _collector(settings, secrets_dir, start_collector)
+
+
+@pytest.fixture
+def sqlite_collector(sqlite_settings: Settings, secrets_dir: Path,
+                     start_collector: Callable[..., AppClient]) -> AppClient:
+    """The same on SQLite only: the secret checks do not depend on the store."""
+    return _collector(sqlite_settings, secrets_dir, start_collector)
 
 
 def enroll(client: AppClient, secret: str | None, customer: str = "acme",
@@ -125,7 +149,8 @@ def test_a_customer_secret_enrolls_that_customer_only(collector, settings) -> No
     (None, "no enrollment secret: send 'Authorization: Bearer <secret>'"),
     ("not-the-secret-at-all-0000000", "the enrollment secret is not valid"),
 ])
-def test_a_missing_or_wrong_secret_is_401(collector, secret, detail) -> None:
+def test_a_missing_or_wrong_secret_is_401(sqlite_collector, secret, detail) -> None:
+    collector = sqlite_collector
     answer = enroll(collector, secret)
     assert answer.status_code == 401
     assert answer.json() == {"error": "not_authenticated", "detail": detail}
@@ -134,7 +159,8 @@ def test_a_missing_or_wrong_secret_is_401(collector, secret, detail) -> None:
     assert enroll(collector, ACME_SECRET).status_code == 201
 
 
-def test_an_unusable_body_is_422_naming_the_field(collector) -> None:
+def test_an_unusable_body_is_422_naming_the_field(sqlite_collector) -> None:
+    collector = sqlite_collector
     bad_name = enroll(collector, GLOBAL_SECRET, fqdn="web 1; rm -rf /")
     assert bad_name.status_code == 422
     assert "fqdn" in bad_name.json()["detail"]
@@ -143,8 +169,8 @@ def test_an_unusable_body_is_422_naming_the_field(collector) -> None:
     assert "critical" in extra.json()["detail"]
 
 
-def test_enrollment_is_off_without_a_secret(settings, start_collector) -> None:
-    client = start_collector(settings, role=None)
+def test_enrollment_is_off_without_a_secret(sqlite_settings, start_collector) -> None:
+    client = start_collector(sqlite_settings, role=None)
     answer = enroll(client, GLOBAL_SECRET)
     assert answer.status_code == 403
     assert "enrollment by secret is off" in answer.json()["detail"]
@@ -152,12 +178,13 @@ def test_enrollment_is_off_without_a_secret(settings, start_collector) -> None:
 
 @pytest.mark.parametrize("content", [None, "short"])
 def test_an_unreadable_or_short_secret_file_stops_enrollment(
-    settings, start_collector, tmp_path, content, caplog,
+    sqlite_settings, start_collector, tmp_path, content, caplog,
 ) -> None:
     secret_file = tmp_path / "enroll-secret"
     if content is not None:
         secret_file.write_text(content)
-    client = start_collector(with_enrollment(settings, secret_file=secret_file), role=None)
+    client = start_collector(with_enrollment(sqlite_settings, secret_file=secret_file),
+                             role=None)
     answer = enroll(client, "short" if content else GLOBAL_SECRET)
     assert answer.status_code == 503
     assert answer.json()["error"] == "enrollment_unavailable"
