@@ -61,8 +61,10 @@ BUNDLE="$WORK/$NAME"
 WHEELS="$BUNDLE/wheelhouse"
 mkdir -p "$WHEELS"
 
-# 2. The agent's wheel (no build isolation: the build needs no network).
-"$PYTHON" -m pip wheel --quiet --no-deps --no-build-isolation --wheel-dir "$WHEELS" "$STAGE"
+# 2. The agent's wheel (no build isolation: the build needs no network). One date for
+#    every file in it, so that the same source gives the same wheel, and a bundle built
+#    again from it installs as "unchanged".
+SOURCE_DATE_EPOCH=315532800 "$PYTHON" -m pip wheel --quiet --no-deps --no-build-isolation --wheel-dir "$WHEELS" "$STAGE"
 
 # 3. Its dependencies and pip itself, as binary wheels for this Python and architecture:
 #    from the cache without the network when it has them, else from the index.
@@ -77,8 +79,9 @@ if ! fetch --no-index --find-links "$CACHE" 2>/dev/null; then
     fetch --find-links "$CACHE"
 fi
 rm -f "$CACHE"/watchkeeper-*.whl  # pip copied the agent's own wheel there: not a dependency
-# Exactly the wheels the agent needs, resolved again from the cache alone.
-"$PYTHON" -m pip download --quiet --disable-pip-version-check --only-binary=:all: \
+# Exactly the wheels the agent needs, resolved again from the cache alone (--isolated:
+# without the pip configuration of this machine, which may name other indexes).
+"$PYTHON" -m pip download --quiet --isolated --only-binary=:all: \
     --no-index --find-links "$CACHE" --dest "$WHEELS" "$AGENT_WHEEL" pip
 
 # 4. The installer, the unit, the example configuration, the documentation.

@@ -86,10 +86,17 @@ def _build(out: Path, cache: Path, version: str | None = None) -> Built:
 
 
 @pytest.fixture(scope="module")
-def bundles(tmp_path_factory: pytest.TempPathFactory) -> tuple[Built, Built]:
-    """The project's bundle and one of a higher version, built once."""
+def wheel_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """WATCHKEEPER_WHEELHOUSE_CACHE, else a directory of this run: the dependency wheels
+    are fetched once."""
     cache_env = os.environ.get("WATCHKEEPER_WHEELHOUSE_CACHE")
-    cache = Path(cache_env) if cache_env else tmp_path_factory.mktemp("wheel-cache")
+    return Path(cache_env) if cache_env else tmp_path_factory.mktemp("wheel-cache")
+
+
+@pytest.fixture(scope="module")
+def bundles(tmp_path_factory: pytest.TempPathFactory, wheel_cache: Path) -> tuple[Built, Built]:
+    """The project's bundle and one of a higher version, built once."""
+    cache = wheel_cache
     started = time.monotonic()
     first = _build(tmp_path_factory.mktemp("bundle-1"), cache)
     second = _build(tmp_path_factory.mktemp("bundle-2"), cache, _higher(first.version))
@@ -272,6 +279,15 @@ def test_the_installed_agent_checks_and_a_second_install_changes_nothing(
     assert {k: v for k, v in after.items() if before.get(k) != v} == {}
     assert set(before) == set(after)
     print(f"install {took:.1f} s; {len(after)} paths unchanged by the second install")
+
+
+def test_a_build_of_the_same_source_is_the_same_tarball(
+    bundle: Built, tmp_path: Path, wheel_cache: Path,
+) -> None:
+    again = _build(tmp_path, wheel_cache)
+    assert again.tarball.name == bundle.tarball.name
+    assert hashlib.sha256(again.tarball.read_bytes()).hexdigest() == \
+        hashlib.sha256(bundle.tarball.read_bytes()).hexdigest()
 
 
 def test_install_enrolls_with_a_secret_and_the_agent_pushes(
