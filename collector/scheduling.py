@@ -23,3 +23,13 @@ async def run_every(seconds: float, job: Callable[[], object], *, name: str) -> 
             await anyio.to_thread.run_sync(job)
         except Exception:
             log.exception("scheduled job %s failed", name)
+
+
+def retry_delay(attempts: int, *, first: float, maximum: float, rnd: Callable[[], float]) -> float:
+    """Seconds until the next try after ``attempts`` failed ones.
+
+    ``first`` doubled per failure, at most ``maximum``, then spread by -20 %..+20 % so that
+    what failed together (notices, Request Tracker changes) does not all come back together.
+    """
+    base = min(maximum, first * 2.0 ** max(0, attempts - 1))
+    return base * (0.8 + 0.4 * rnd())

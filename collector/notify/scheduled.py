@@ -30,7 +30,7 @@ from collector.notify.models import DEAD, EMAIL, PENDING, SENT, WEBHOOK, Notific
 from collector.notify.senders import SendError, build_email, send_email, send_webhook
 from collector.problems.keys import ProblemKey
 from collector.runtime import Runtime
-from collector.scheduling import run_every
+from collector.scheduling import retry_delay, run_every
 from collector.settings import NotificationSettings
 from collector.tickets.models import SYSTEM_ACTOR
 from collector.tickets.service import record_event, ticket_row
@@ -58,13 +58,8 @@ class SendReport:
 
 
 def backoff(attempts: int, config: NotificationSettings, rnd: Callable[[], float]) -> float:
-    """Seconds until the next try after ``attempts`` failed ones.
-
-    ``retry_first`` doubled per failure, at most ``retry_max``, then spread by -20 %..+20 %
-    so that notices that failed together do not all come back together.
-    """
-    base = min(config.retry_max, config.retry_first * 2.0 ** max(0, attempts - 1))
-    return base * (0.8 + 0.4 * rnd())
+    """Seconds until a notice's next try: ``retry_first`` doubled up to ``retry_max``."""
+    return retry_delay(attempts, first=config.retry_first, maximum=config.retry_max, rnd=rnd)
 
 
 def claim(

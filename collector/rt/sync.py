@@ -49,6 +49,7 @@ from collector.rt.models import (  # noqa: F401  (Backlog, backlog, set_enabled:
     instance_name,
     set_enabled,
 )
+from collector.scheduling import retry_delay
 from collector.settings import RequestTrackerSettings, Settings
 from collector.tickets.models import Ticket, TicketEvent
 from collector.tickets.service import record_event
@@ -72,12 +73,6 @@ class SyncReport:
     dead: list[int] = field(default_factory=list)
     created: list[int] = field(default_factory=list)  # RT ticket ids
     found: list[int] = field(default_factory=list)  # RT ticket ids found by the key field
-
-
-def backoff(attempts: int, config: RequestTrackerSettings, rnd: Callable[[], float]) -> float:
-    """Seconds until the next try after ``attempts`` failed ones (spread by +-20 %)."""
-    base = min(config.retry_max, config.retry_first * 2.0 ** max(0, attempts - 1))
-    return base * (0.8 + 0.4 * rnd())
 
 
 def _head_due(now: float) -> Any:
@@ -178,7 +173,8 @@ class Syncer:
             log.error("%s given up after %d tries: %s", label, attempts, error)
         else:
             delay = (self.config.retry_max if error.permanent
-                     else backoff(attempts, self.config, self.rnd))
+                     else retry_delay(attempts, first=self.config.retry_first,
+                                      maximum=self.config.retry_max, rnd=self.rnd))
             values = {"next_attempt_at": now + delay, "lease_until": None,
                       "last_error": str(error)[:ERROR_MAX]}
             report.retried.append(row["id"])
