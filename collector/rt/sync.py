@@ -229,9 +229,12 @@ class Syncer:
             report.created.append(rt_id)
             log.info("ticket #%s created as RT #%s", ticket["id"], rt_id)
         with write_transaction(self.engine) as conn:
-            conn.execute(upsert_insert(conn, LINKS).values(
+            linked = conn.execute(upsert_insert(conn, LINKS).values(
                 ticket_id=ticket["id"], rt_id=rt_id, created_at=self.clock(), seen_txn=0,
-            ).on_conflict_do_nothing(index_elements=[LINKS.c.ticket_id]))
+            ).on_conflict_do_nothing(index_elements=[LINKS.c.ticket_id])).rowcount
+            if linked:  # the API's and the page's external reference
+                conn.execute(update(TICKETS).where(TICKETS.c.id == ticket["id"])
+                             .values(external_ref=f"RT #{rt_id}"))
         return rt_id
 
     def _send(self, row: RowMapping, ticket: RowMapping, event: RowMapping,

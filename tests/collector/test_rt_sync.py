@@ -144,6 +144,7 @@ def test_a_p1_opens_an_rt_ticket_with_priority_80_and_every_change_follows_in_or
     report = side.syncer.sync()
     assert len(report.created) == 1 and report.done
     rt_id = side.rt_id(ticket_id)
+    assert side.ticket(ticket_id)["external_ref"] == f"RT #{rt_id}"  # in the API too
     record = _rt_ticket(side.rt, rt_id)
     assert record["Priority"] == "80"
     assert record["Queue"]["id"] in ("1", 1) or record["Queue"].get("Name") == "General"
