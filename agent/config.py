@@ -52,6 +52,8 @@ class CollectorSettings:
     token: str | None = None
     token_file: str | None = None
     ca_file: str | None = None
+    client_cert_file: str | None = None
+    client_key_file: str | None = None
     verify_tls: bool = True
     timeout: Seconds = Seconds(10)
     push_interval: Seconds = Seconds(10)
@@ -67,6 +69,12 @@ class CollectorSettings:
             raise ConfigError("token", "give either token or token_file, not both")
         if self.token is not None and not self.token.strip():
             raise ConfigError("token", "is empty")
+        if self.client_key_file is not None and self.client_cert_file is None:
+            raise ConfigError("client_key_file", "given without client_cert_file (the "
+                              "certificate the key belongs to)")
+        if self.client_cert_file is not None and (self.url or "").startswith("http://"):
+            raise ConfigError("client_cert_file", "a client certificate is presented over TLS "
+                              "only: url must be https://")
         if self.timeout <= 0:
             raise ConfigError("timeout", "must be more than 0 seconds")
         if self.push_interval <= 0:
@@ -220,6 +228,61 @@ def check_for_run(config: AgentConfig) -> None:
     read_token(config)
     if collector.ca_file is not None and not Path(collector.ca_file).is_file():
         raise ConfigError("collector.ca_file", f"no such file: {collector.ca_file}")
+    check_client_certificate(collector)
+
+
+def check_client_certificate(collector: CollectorSettings) -> None:
+    """Make sure the client certificate and its key, when configured, can be presented:
+    readable PEM files, an unencrypted key, and the key the certificate's. A ``ConfigError``
+    names the key of the file at fault.
+
+    The pair is loaded into a throw-away TLS context, as the sender will load it, so that
+    ``validate`` and the start of ``run`` find a mismatch, not the first push.
+    """
+    if collector.client_cert_file is None:
+        return
+    cert_file = collector.client_cert_file
+    key_file = collector.client_key_file or cert_file
+    key_name = "collector.client_key_file" if collector.client_key_file else \
+        "collector.client_cert_file"
+    cert_pem = _read_pem("collector.client_cert_file", cert_file)
+    key_pem = cert_pem if key_file == cert_file else _read_pem(key_name, key_file)
+    if "-----BEGIN CERTIFICATE-----" not in cert_pem:
+        raise ConfigError("collector.client_cert_file", f"{cert_file} holds no PEM certificate")
+    if "ENCRYPTED PRIVATE KEY-----" in key_pem or "Proc-Type: 4,ENCRYPTED" in key_pem:
+        raise ConfigError(key_name, f"the private key in {key_file} is encrypted (not "
+                          "supported: store it unencrypted, readable by the agent's user only)")
+    if not re.search(r"-----BEGIN [A-Z ]*PRIVATE KEY-----", key_pem):
+        where = "" if collector.client_key_file else " (give the key in client_key_file)"
+        raise ConfigError(key_name, f"{key_file} holds no PEM private key{where}")
+    # Imported here: only a configuration with a client certificate pays for ssl now, and
+    # its daemon loads ssl for the https collector anyway.
+    import ssl
+
+    from agent.transport import load_client_certificate
+
+    try:
+        load_client_certificate(ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT), cert_file,
+                                collector.client_key_file)
+    except ssl.SSLError as err:
+        if err.reason == "KEY_VALUES_MISMATCH":
+            raise ConfigError(key_name, f"the private key in {key_file} is not the key of the "
+                              f"certificate in {cert_file}") from None
+        raise ConfigError(key_name, f"cannot load the certificate in {cert_file} with the "
+                          f"key in {key_file}: {err.reason or err}") from None
+    except (OSError, ValueError) as err:  # changed since read, or encrypted after all
+        raise ConfigError(key_name, str(err)) from None
+
+
+def _read_pem(key: str, path: str) -> str:
+    """The text of the PEM file at ``path``; a ``ConfigError`` naming ``key`` if it cannot
+    be read."""
+    try:
+        return Path(path).read_text(encoding="ascii", errors="replace")
+    except FileNotFoundError:
+        raise ConfigError(key, f"no such file: {path}") from None
+    except OSError as err:
+        raise ConfigError(key, f"cannot read {path}: {err.strerror or err}") from None
 
 
 def read_token(config: AgentConfig) -> str:
@@ -338,4 +401,10 @@ def _with_paths(collector: CollectorSettings, base: Path) -> CollectorSettings:
         collector,
         token_file=str(_resolve(collector.token_file, base)) if collector.token_file else None,
         ca_file=str(_resolve(collector.ca_file, base)) if collector.ca_file else None,
+        client_cert_file=_resolved_or_none(collector.client_cert_file, base),
+        client_key_file=_resolved_or_none(collector.client_key_file, base),
     )
+
+
+def _resolved_or_none(value: str | None, base: Path) -> str | None:
+    return str(_resolve(value, base)) if value else None

@@ -4,7 +4,8 @@ secret and keeps the push token it receives in ``collector.token_file``.
 The token is written once: atomically (a temporary file beside it, then a rename) with
 mode 0600, and never over a token already there, because the collector answers a token
 only once and refuses to replace one by secret. The request goes through the agent's own
-transport with the TLS settings of ``[collector]`` (``ca_file``, ``verify_tls``).
+transport with the TLS settings of ``[collector]`` (``ca_file``, ``verify_tls``, and the
+client certificate for a proxy that requires mutual TLS).
 """
 
 from __future__ import annotations
@@ -14,8 +15,9 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from agent.config import AgentConfig
+from agent.config import AgentConfig, check_client_certificate
 from agent.transport import Client, Timeout, Transport, TransportError, tls_context
+from checks.config import ConfigError
 
 ENROLL_PATH = "/api/v1/enroll"
 
@@ -74,7 +76,13 @@ def enroll(
     assert collector.url is not None  # token_path made sure
     context = None
     if transport is None and collector.url.startswith("https://"):
-        context = tls_context(verify=collector.verify_tls, ca_file=collector.ca_file)
+        try:
+            check_client_certificate(collector)
+        except ConfigError as err:
+            raise EnrollError(f"{config.file}: {err}") from None
+        context = tls_context(verify=collector.verify_tls, ca_file=collector.ca_file,
+                              client_cert_file=collector.client_cert_file,
+                              client_key_file=collector.client_key_file)
     client = Client(timeout=Timeout(connect=min(collector.timeout, 10.0),
                                     read=collector.timeout),
                     ssl_context=context, transport=transport)

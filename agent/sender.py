@@ -105,7 +105,9 @@ def make_client(settings: CollectorSettings, transport: Transport | None = None)
             log.warning("TLS verification of the collector is switched off (verify_tls = false)")
         # A TLS context (and its trust store) only for an https collector: it costs memory.
         if (settings.url or "").startswith("https:"):
-            context = tls_context(verify=settings.verify_tls, ca_file=settings.ca_file)
+            context = tls_context(verify=settings.verify_tls, ca_file=settings.ca_file,
+                                  client_cert_file=settings.client_cert_file,
+                                  client_key_file=settings.client_key_file)
     return Client(
         timeout=Timeout(connect=min(settings.timeout, 10.0), read=settings.timeout),
         headers={"User-Agent": f"watchkeeper-agent/{__version__}"},

@@ -8,18 +8,19 @@ package (about 1 MB) even for an http:// collector on the same network or behind
 TLS-terminating proxy. Here ``ssl`` is imported only when an https URL or a TLS context is
 used, and an ASCII host name is resolved without loading the ``idna`` codec.
 
-What it does: HTTP/1.1 with one kept-alive connection per origin (requests are
-sequential), a connect and a read timeout on each request, TLS with a given
-``ssl.SSLContext`` (built by ``tls_context`` only for an https collector: loading a trust
-store costs memory), and one retry on a fresh connection when a kept-alive connection turns
-out to have been closed by the server (safe here: a batch resend is deduplicated by its
+What it does: HTTP/1.1 with one kept-alive connection per origin (requests are sequential),
+a connect and a read timeout on each request, TLS with a given ``ssl.SSLContext`` (built by
+``tls_context`` only for an https collector: loading a trust store costs memory; it
+presents the agent's client certificate when one is configured, for a proxy that requires
+mutual TLS), and one retry on a fresh connection when a kept-alive connection turns out to
+have been closed by the server (safe here: a batch resend is deduplicated by its
 ``batch_id``). A request carries ``Host``, ``Content-Length`` and ``Accept-Encoding:
 identity`` besides the headers given. An answer is framed by ``Content-Length``, by
 ``Transfer-Encoding: chunked`` (trailers are read and dropped) or by the server closing the
 connection; ``Connection: close`` and HTTP/1.0 answers close the connection; interim 1xx
 answers (``100 Continue``) are skipped. The status line, the header block and the body are
-bounded, so a server that answers something other than HTTP gets a
-``RemoteProtocolError`` that says what was wrong, never a hang or an unbounded buffer.
+bounded, so a server that answers something other than HTTP gets a ``RemoteProtocolError``
+that says what was wrong, never a hang or an unbounded buffer.
 
 What it does not do: no redirects followed (a 3xx is returned as it is), no proxies (the
 ``*_proxy`` environment variables are ignored), no HTTP/2, no compressed answers (it asks
@@ -236,20 +237,45 @@ def system_trust_context() -> ssl.SSLContext:
     return context
 
 
-def tls_context(*, verify: bool = True, ca_file: str | None = None) -> ssl.SSLContext:
-    """The TLS context for the collector connection, as configured."""
+def tls_context(
+    *, verify: bool = True, ca_file: str | None = None, client_cert_file: str | None = None,
+    client_key_file: str | None = None,
+) -> ssl.SSLContext:
+    """The TLS context for the collector connection, as configured: the collector verified
+    against ``ca_file`` (else the system trust store) unless ``verify`` is false, and the
+    agent's own certificate presented when ``client_cert_file`` is given (mutual TLS)."""
     import ssl
 
     if not verify:
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
-        return context
-    if ca_file:
+    elif ca_file:
         context = ssl.create_default_context(cafile=ca_file)
         context.minimum_version = ssl.TLSVersion.TLSv1_2
-        return context
-    return system_trust_context()
+    else:
+        context = system_trust_context()
+    if client_cert_file:
+        load_client_certificate(context, client_cert_file, client_key_file)
+    return context
+
+
+def load_client_certificate(
+    context: ssl.SSLContext, cert_file: str, key_file: str | None = None
+) -> None:
+    """Make ``context`` present the certificate in ``cert_file`` with its private key (from
+    ``key_file``, else from ``cert_file`` too) to a server that asks for one.
+
+    An encrypted key is a ``ValueError``: OpenSSL would otherwise ask for its passphrase on
+    the terminal, and a daemon has nobody to answer. A missing file is an ``OSError``, a key
+    that is not the certificate's, or a file that is not PEM, an ``ssl.SSLError``.
+    """
+
+    def refuse_encrypted_key() -> bytes:
+        raise ValueError(f"the private key in {key_file or cert_file} is encrypted (not "
+                         "supported: the agent needs it unencrypted)")
+
+    context.load_cert_chain(cert_file, key_file, password=refuse_encrypted_key)
 
 
 # -- the wire ----------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ import pytest
 from agent.config import load_config
 from checks.config import ConfigError
 from tests.agent import fakes
+from tests.support.tls import encrypted_copy, issue_client_certificate, make_ca
 
 ROOT = Path(__file__).resolve().parents[2]
 WriteConfig = Callable[..., Path]
@@ -156,3 +157,99 @@ def test_validate_cli_accepts_a_good_config(write_config: WriteConfig, tmp_path:
     done = _cli("validate", "--config", str(path))
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "config OK: 2 checks (agent, disk)"
+
+
+# -- the client certificate (mutual TLS) -------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def client_certs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A directory of client certificates and keys as operators get them wrong and right:
+    ``cert.pem``/``key.pem`` (a pair), ``both.pem`` (the two in one file), ``other-key.pem``
+    (another certificate's key) and ``encrypted-key.pem`` (the pair's key, encrypted)."""
+    directory = tmp_path_factory.mktemp("client-certs")
+    ca = make_ca(directory / "ca", "watchkeeper agents")
+    cert, key = issue_client_certificate(ca, directory / "host", "db1.example.net")
+    _, other_key = issue_client_certificate(ca, directory / "other", "db2.example.net")
+    (directory / "cert.pem").write_bytes(cert.read_bytes())
+    (directory / "key.pem").write_bytes(key.read_bytes())
+    (directory / "both.pem").write_bytes(cert.read_bytes() + key.read_bytes())
+    (directory / "other-key.pem").write_bytes(other_key.read_bytes())
+    encrypted_copy(key, directory / "encrypted-key.pem")
+    return directory
+
+
+HTTPS_COLLECTOR = "[collector]\nurl = 'https://127.0.0.1:1'\ntoken = 't'\n"
+
+
+@pytest.mark.parametrize(
+    ("keys", "message"),
+    [
+        ("client_key_file = 'key.pem'\n",
+         "collector.client_key_file: given without client_cert_file"),
+        ("client_cert_file = 'missing.pem'\n",
+         "collector.client_cert_file: no such file: {dir}/missing.pem"),
+        ("client_cert_file = 'cert.pem'\nclient_key_file = 'missing.pem'\n",
+         "collector.client_key_file: no such file: {dir}/missing.pem"),
+        ("client_cert_file = '.'\nclient_key_file = 'key.pem'\n",
+         "collector.client_cert_file: cannot read {dir}: Is a directory"),
+        ("client_cert_file = 'key.pem'\nclient_key_file = 'key.pem'\n",
+         "collector.client_cert_file: {dir}/key.pem holds no PEM certificate"),
+        ("client_cert_file = 'cert.pem'\n",
+         "collector.client_cert_file: {dir}/cert.pem holds no PEM private key (give the key "
+         "in client_key_file)"),
+        ("client_cert_file = 'cert.pem'\nclient_key_file = 'encrypted-key.pem'\n",
+         "collector.client_key_file: the private key in {dir}/encrypted-key.pem is encrypted "
+         "(not supported"),
+        ("client_cert_file = 'cert.pem'\nclient_key_file = 'other-key.pem'\n",
+         "collector.client_key_file: the private key in {dir}/other-key.pem is not the key of "
+         "the certificate in {dir}/cert.pem"),
+    ],
+)
+def test_a_client_certificate_that_cannot_be_presented_names_the_key(
+    client_certs: Path, keys: str, message: str
+) -> None:
+    path = client_certs / "agent.toml"
+    path.write_text(HTTPS_COLLECTOR + keys)
+    with pytest.raises(ConfigError) as err:
+        load_config(path, lookup=fakes.lookup, for_run=True)
+    expected = "agent.toml: " + message.format(dir=client_certs)
+    assert str(err.value).startswith(expected), str(err.value)
+
+
+def test_a_client_certificate_needs_an_https_collector(write_config: WriteConfig) -> None:
+    path = write_config("[collector]\nurl = 'http://127.0.0.1:1'\ntoken = 't'\n"
+                        "client_cert_file = 'cert.pem'\n")
+    with pytest.raises(ConfigError, match=r"^agent\.toml: collector\.client_cert_file: a client "
+                                          r"certificate is presented over TLS only"):
+        load_config(path, lookup=fakes.lookup)
+
+
+@pytest.mark.parametrize("keys", ["client_cert_file = 'cert.pem'\nclient_key_file = 'key.pem'\n",
+                                  "client_cert_file = 'both.pem'\n"])
+def test_a_client_certificate_and_its_key_load_from_the_config_directory(
+    client_certs: Path, keys: str
+) -> None:
+    path = client_certs / "agent.toml"
+    path.write_text(HTTPS_COLLECTOR + keys)
+    collector = load_config(path, lookup=fakes.lookup, for_run=True).collector
+    cert = "both.pem" if "both" in keys else "cert.pem"
+    assert collector.client_cert_file == str(client_certs / cert)
+    assert collector.client_key_file == (None if "both" in keys else str(client_certs / "key.pem"))
+
+
+def test_check_does_not_read_the_client_certificate(write_config: WriteConfig) -> None:
+    """``check`` may run as another user (a Nagios plugin) who cannot read the key."""
+    path = write_config(HTTPS_COLLECTOR + "client_cert_file = 'missing.pem'\n")
+    assert load_config(path, lookup=fakes.lookup).collector.client_cert_file is not None
+
+
+def test_validate_cli_reports_a_key_that_is_not_the_certificates(client_certs: Path) -> None:
+    path = client_certs / "agent.toml"
+    path.write_text(HTTPS_COLLECTOR + "client_cert_file = 'cert.pem'\n"
+                    "client_key_file = 'other-key.pem'\n")
+    done = _cli("validate", "--config", str(path))
+    assert done.returncode == 2
+    assert done.stderr.startswith("config error: agent.toml: collector.client_key_file: the "
+                                  f"private key in {client_certs / 'other-key.pem'} is not"), \
+        done.stderr

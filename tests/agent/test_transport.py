@@ -31,11 +31,13 @@ from agent.transport import (
     Request,
     Response,
     Timeout,
+    TransportError,
     WriteError,
+    tls_context,
 )
 from checks.config import Seconds
 from checks.result import CheckResult, Status
-from tests.support.tls import self_signed
+from tests.support.tls import encrypted_copy, issue_client_certificate, make_ca, self_signed
 
 
 class Server(ThreadingHTTPServer):
@@ -227,6 +229,93 @@ def test_tls_refuses_a_certificate_for_another_name(tls_server: tuple[Server, Pa
         client.post(f"{url}/api/v1/results", content=b"{}")
     client.close()
     assert server.received == []
+
+
+@pytest.fixture
+def mtls_server(server: Server, tmp_path: Path) -> tuple[Server, Path, tuple[Path, Path]]:
+    """A TLS server that requires a client certificate from the agents' CA: the server, the
+    CA to trust for its certificate, and a client certificate and key from the agents' CA."""
+    cert, key = self_signed(tmp_path / "server")
+    agents_ca = make_ca(tmp_path / "agents-ca", "watchkeeper agents")
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    context.verify_mode = ssl.CERT_REQUIRED
+    context.load_verify_locations(cafile=agents_ca[0])
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    return server, cert, issue_client_certificate(agents_ca, tmp_path / "host", "db1.example.net")
+
+
+def _push_one(server: Server, spool_dir: Path, **tls: Any) -> tuple[bool, Spool]:
+    """One result pushed by the agent's sender with the ``tls`` settings: whether the push
+    succeeded, and the spool."""
+    spool = Spool(spool_dir)
+    spool.add(CheckResult("disk", "/", Status.OK, "fine"), type_name="disk")
+    url = f"https://127.0.0.1:{server.server_address[1]}"
+    sender = Sender(spool, settings(url, **tls), host="db1.example.net",
+                    token=lambda: "t0k3n", agent={"version": "0.1.0"})
+    try:
+        return sender.push_pending(), spool
+    finally:
+        sender.close()
+
+
+def test_a_collector_that_requires_a_client_certificate_gets_the_agents(
+    mtls_server: tuple[Server, Path, tuple[Path, Path]], tmp_path: Path
+) -> None:
+    server, ca, (cert, key) = mtls_server
+    pushed, spool = _push_one(server, tmp_path / "spool", ca_file=str(ca),
+                              client_cert_file=str(cert), client_key_file=str(key))
+    assert pushed is True and len(spool) == 0
+    assert [len(r["body"]["results"]) for r in server.received] == [1]
+
+
+def test_a_client_certificate_and_its_key_in_one_file_are_presented(
+    mtls_server: tuple[Server, Path, tuple[Path, Path]], tmp_path: Path
+) -> None:
+    server, ca, (cert, key) = mtls_server
+    both = tmp_path / "both.pem"
+    both.write_bytes(cert.read_bytes() + key.read_bytes())
+    pushed, spool = _push_one(server, tmp_path / "spool", ca_file=str(ca),
+                              client_cert_file=str(both))
+    assert pushed is True and len(spool) == 0
+    assert len(server.received) == 1
+
+
+def test_without_a_client_certificate_the_push_is_refused_and_the_result_kept(
+    mtls_server: tuple[Server, Path, tuple[Path, Path]], tmp_path: Path
+) -> None:
+    server, ca, _ = mtls_server
+    pushed, spool = _push_one(server, tmp_path / "spool", ca_file=str(ca))
+    assert pushed is False and len(spool) == 1
+    assert server.received == []
+
+
+def test_a_client_certificate_from_another_ca_is_refused(
+    mtls_server: tuple[Server, Path, tuple[Path, Path]], tmp_path: Path
+) -> None:
+    server, ca, _ = mtls_server
+    cert, key = issue_client_certificate(make_ca(tmp_path / "other-ca", "someone else"),
+                                         tmp_path / "stranger", "db1.example.net")
+    client = make_client(settings(f"https://127.0.0.1:{server.server_address[1]}",
+                                  ca_file=str(ca), client_cert_file=str(cert),
+                                  client_key_file=str(key)))
+    url = f"https://127.0.0.1:{server.server_address[1]}/api/v1/results"
+    # TLS 1.3: the server's alert (unknown CA) may come after the client's handshake is
+    # over, as a closed connection; either way no request reaches the server.
+    with pytest.raises(TransportError):
+        client.post(url, content=b"{}")
+    client.close()
+    assert server.received == []
+
+
+def test_an_encrypted_client_key_is_refused_not_prompted_for(tmp_path: Path) -> None:
+    """OpenSSL would ask for the passphrase on the terminal; a daemon has nobody to ask."""
+    ca = make_ca(tmp_path / "ca", "watchkeeper agents")
+    cert, key = issue_client_certificate(ca, tmp_path / "host", "db1.example.net")
+    encrypted = encrypted_copy(key, tmp_path / "encrypted-key.pem")
+    with pytest.raises(ValueError, match="is encrypted"):
+        tls_context(ca_file=str(ca[0]), client_cert_file=str(cert),
+                    client_key_file=str(encrypted))
 
 
 _HEAVY = ("ssl", "_ssl", "http.client", "email", "encodings.idna", "unicodedata")

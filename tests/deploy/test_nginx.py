@@ -14,9 +14,9 @@ port 80). Through it:
 - the proxy's body limit equals the collector's ``[ingest] max_body_bytes``: a push of
   exactly that size reaches the collector, one byte more is refused in the collector's
   error shape;
-- with the mutual-TLS lines on, a push without a client certificate, or with one from
-  another CA, is refused, one with a certificate from the agents' CA is stored, and the
-  dashboard still needs none.
+- with the mutual-TLS lines on, a real agent's pushes are refused while it presents no
+  client certificate, or one from another CA, and its spooled results are stored once it
+  presents a certificate from the agents' CA; the dashboard still needs none.
 
 A missing nginx fails naming the Debian package; nothing here skips.
 """
@@ -32,7 +32,7 @@ import ssl
 import subprocess
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -49,7 +49,7 @@ from tests.support.processes import (
     collector_command,
     wait_until,
 )
-from tests.support.tls import self_signed
+from tests.support.tls import issue_client_certificate, make_ca, self_signed
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "deploy" / "nginx" / "watchkeeper.conf"
@@ -58,6 +58,7 @@ CUSTOMER = "acme"
 AGENT_HOST = "db-1.proxy.example"
 PUSH_HOST = "web-1.proxy.example"
 ENROLLING_HOST = "app-1.proxy.example"
+MTLS_HOST = "cache-1.proxy.example"
 USER, PASSWORD = "proxy-noc", "correct horse battery staple"
 ENROLLMENT_SECRET = "enrollment-secret-of-the-proxy-tests"
 # Requests come from this loopback address, not nginx's own 127.0.0.1: the collector must
@@ -71,39 +72,6 @@ def nginx_binary() -> str:
     if path is None:
         pytest.fail("nginx not found: install the Debian package 'nginx'")
     return path
-
-
-# ------------------------------------------------------------------------- certificates
-
-
-def _openssl(*args: str) -> None:
-    subprocess.run(["openssl", *args], check=True, capture_output=True, timeout=60)
-
-
-def make_ca(directory: Path, name: str) -> tuple[Path, Path]:
-    """A certificate authority: ``(ca.pem, ca-key.pem)`` in ``directory``."""
-    directory.mkdir(parents=True, exist_ok=True)
-    cert, key = directory / "ca.pem", directory / "ca-key.pem"
-    _openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-             "-nodes", "-days", "1", "-subj", f"/CN={name}", "-keyout", str(key),
-             "-out", str(cert))
-    return cert, key
-
-
-def issue_client_certificate(ca: tuple[Path, Path], directory: Path,
-                             host: str) -> tuple[Path, Path]:
-    """A client certificate for ``host`` signed by ``ca``: ``(cert.pem, key.pem)``."""
-    directory.mkdir(parents=True, exist_ok=True)
-    cert, key, request = directory / "cert.pem", directory / "key.pem", directory / "req.csr"
-    extensions = directory / "client.ext"
-    extensions.write_text("basicConstraints = CA:FALSE\nextendedKeyUsage = clientAuth\n"
-                          f"subjectAltName = DNS:{host}\n")
-    _openssl("req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-             "-nodes", "-subj", f"/CN={host}", "-keyout", str(key), "-out", str(request))
-    _openssl("x509", "-req", "-in", str(request), "-CA", str(ca[0]), "-CAkey", str(ca[1]),
-             "-set_serial", str(uuid.uuid4().int >> 64), "-days", "1",
-             "-extfile", str(extensions), "-out", str(cert))
-    return cert, key
 
 
 # ------------------------------------------------------------------------------- nginx
@@ -217,6 +185,7 @@ class Setup:
     server_tls: tuple[Path, Path]
     agent_token: str
     push_token: str
+    mtls_token: str
 
 
 @pytest.fixture(scope="module")
@@ -230,6 +199,7 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
                           f'[enrollment]\nsecret_file = "{secret}"\n')
     agent_token = collector.enroll(CUSTOMER, AGENT_HOST)
     push_token = collector.enroll(CUSTOMER, PUSH_HOST)
+    mtls_token = collector.enroll(CUSTOMER, MTLS_HOST)
     added = subprocess.run(
         collector_command("user", "add", USER, "--role", "noc", "--password-stdin",
                           "--config", str(collector.config)),
@@ -237,7 +207,8 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
     assert added.returncode == 0, added.stderr
     collector.start()
     try:
-        yield Setup(collector, self_signed(workdir / "proxy-tls"), agent_token, push_token)
+        yield Setup(collector, self_signed(workdir / "proxy-tls"), agent_token, push_token,
+                    mtls_token)
     finally:
         collector.stop()
 
@@ -269,6 +240,24 @@ def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
+def agent_config(workdir: Path, proxy: Proxy, host: str, token: str,
+                 client_cert: tuple[Path, Path] | None = None) -> Path:
+    """An agent configuration in ``workdir`` pushing through ``proxy`` as ``host``, often
+    and with short backoffs, presenting ``client_cert`` when given."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / "token").write_text(token + "\n")
+    certificate = "" if client_cert is None else (
+        f'client_cert_file = "{client_cert[0]}"\nclient_key_file = "{client_cert[1]}"\n')
+    config = workdir / "agent.toml"
+    config.write_text(
+        f'[agent]\nhost = "{host}"\nstate_dir = "{workdir / "state"}"\n\n'
+        f'[collector]\nurl = "{proxy.https}"\ntoken_file = "{workdir / "token"}"\n'
+        f'ca_file = "{proxy.ca}"\n{certificate}push_interval = "0.3s"\n'
+        'backoff_initial = "0.2s"\nbackoff_max = "0.5s"\n\n[checks.agent]\ninterval = "0.5s"\n'
+    )
+    return config
+
+
 # ------------------------------------------------------------------------------- tests
 
 
@@ -281,15 +270,7 @@ def test_https_through_the_proxy_reaches_the_collector_and_an_agent_pushes_throu
     assert health.headers["strict-transport-security"] == "max-age=63072000"
 
     workdir = tmp_path / "agent"
-    workdir.mkdir()
-    (workdir / "token").write_text(setup.agent_token + "\n")
-    config = workdir / "agent.toml"
-    config.write_text(
-        f'[agent]\nhost = "{AGENT_HOST}"\nstate_dir = "{workdir / "state"}"\n\n'
-        f'[collector]\nurl = "{proxy.https}"\ntoken_file = "{workdir / "token"}"\n'
-        f'ca_file = "{proxy.ca}"\npush_interval = "0.3s"\nbackoff_initial = "0.2s"\n'
-        'backoff_max = "0.5s"\n\n[checks.agent]\ninterval = "0.5s"\n'
-    )
+    config = agent_config(workdir, proxy, AGENT_HOST, setup.agent_token)
     agent = Proc(agent_command("run", "--config", str(config)), workdir / "agent.log").start()
     try:
         wait_until(lambda: setup.collector.get(f"/api/v1/hosts/{AGENT_HOST}").json()["checks"],
@@ -374,34 +355,51 @@ def test_mutual_tls_admits_only_agents_with_a_certificate_from_the_agents_ca(
     setup: Setup, tmp_path: Path
 ) -> None:
     agents_ca = make_ca(tmp_path / "agents-ca", "watchkeeper agents")
-    trusted = issue_client_certificate(agents_ca, tmp_path / "trusted", PUSH_HOST)
+    trusted = issue_client_certificate(agents_ca, tmp_path / "trusted", MTLS_HOST)
     stranger = issue_client_certificate(make_ca(tmp_path / "other-ca", "someone else"),
-                                        tmp_path / "stranger", PUSH_HOST)
+                                        tmp_path / "stranger", MTLS_HOST)
     proxy = start_proxy(tmp_path / "nginx", setup.collector, server_tls=setup.server_tls,
                         agents_ca=agents_ca[0])
-    try:
-        # No certificate: the agents' location refuses it. A certificate nginx cannot
-        # verify: nginx itself refuses the request (400), on every path.
-        with proxy.client() as client:
-            refused = client.post(PUSH_PATH, json=batch(PUSH_HOST, status=2),
-                                  headers=bearer(setup.push_token))
-        assert refused.status_code == 403, refused.text
-        assert refused.json()["error"] == "client_certificate_required"
-        with proxy.client(stranger) as client:
-            refused = client.post(PUSH_PATH, json=batch(PUSH_HOST, status=2),
-                                  headers=bearer(setup.push_token))
-        assert refused.status_code == 400
-        assert "SSL certificate error" in refused.text
-        stored = setup.collector.get(f"/api/v1/hosts/{PUSH_HOST}").json()["checks"]
-        assert all(c["status"] != 2 for c in stored)
+    access_log = tmp_path / "nginx" / "access.log"
+    workdir = tmp_path / "agent"  # one state directory: the spool outlives each run
 
-        with proxy.client(trusted) as client:
-            accepted = client.post(PUSH_PATH, json=batch(PUSH_HOST, status=2),
-                                   headers=bearer(setup.push_token))
-        assert accepted.status_code == 202, accepted.text
-        assert json.loads(accepted.text)["accepted"] == 1
-        stored = setup.collector.get(f"/api/v1/hosts/{PUSH_HOST}").json()["checks"]
-        assert [(c["check"], c["status"]) for c in stored] == [("disk", 2)]
+    def run_agent_until(client_cert: tuple[Path, Path] | None, done: str,
+                        condition: Callable[[], bool]) -> str:
+        """Run the agent with ``client_cert`` until ``condition()``; its log."""
+        config = agent_config(workdir, proxy, MTLS_HOST, setup.mtls_token, client_cert)
+        log = workdir / f"agent-{len(list(workdir.glob('agent-*.log')))}.log"
+        agent = Proc(agent_command("run", "--config", str(config)), log).start()
+        try:
+            wait_until(condition, 30, f"{done}\n{agent.tail()}")
+        finally:
+            agent.stop()
+        return log.read_text()
+
+    def pushes_answered(status: int) -> bool:
+        return f'"POST {PUSH_PATH} HTTP/1.1" {status} ' in access_log.read_text()
+
+    def stored() -> list[dict[str, Any]]:
+        checks: list[dict[str, Any]] = setup.collector.get(
+            f"/api/v1/hosts/{MTLS_HOST}").json()["checks"]
+        return checks
+
+    try:
+        # No certificate: the agents' location refuses the push; the results stay spooled.
+        log = run_agent_until(None, "a push refused for want of a client certificate",
+                              lambda: pushes_answered(403))
+        assert "HTTP 403" in log and "client_certificate_required" in log, log
+        # A certificate nginx cannot verify: nginx itself refuses the request (400).
+        log = run_agent_until(stranger, "a push refused for a certificate of another CA",
+                              lambda: pushes_answered(400))
+        assert "HTTP 400" in log, log
+        assert stored() == []
+        assert not pushes_answered(202)
+
+        # A certificate from the agents' CA: the spooled results and the new ones arrive.
+        run_agent_until(trusted, "the agent's results at the collector",
+                        lambda: bool(stored()))
+        assert [check["check"] for check in stored()] == ["agent"]
+        assert pushes_answered(202)
 
         # The dashboard and /healthz need no client certificate.
         with proxy.client() as browser:
