@@ -2,8 +2,9 @@
 
 Collect, then judge. ``NtpCheck.run`` queries the configured servers concurrently (one
 thread each, every query under a timeout), and meanwhile reads the local synchronisation
-state from the kernel (``adjtimex``), chronyd (``chronyc -c tracking``) and ntpd/ntpsec
-(``ntpq -c rv``). ``evaluate`` turns those facts into one result per server, one for the
+state from the kernel (``adjtimex``), chronyd (``chronyc -c tracking``), ntpd/ntpsec
+(``ntpq -c rv``) and systemd-timesyncd (the file it touches on each synchronisation).
+``evaluate`` turns those facts into one result per server, one for the
 clock offset (median of the servers, false tickers rejected) and one for the local state,
 without any I/O. Keys, statuses and the reasoning behind the defaults: docs/checks/ntp.md.
 
@@ -19,6 +20,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 from checks.commands import CommandRunner, find_program, first_line, run_command
@@ -171,9 +173,10 @@ class DaemonState:
     """What chronyd or ntpd says about its synchronisation."""
 
     daemon: str
-    """``chronyd`` or ``ntpd``."""
+    """``chronyd``, ``ntpd`` or ``systemd-timesyncd``."""
     synchronised: bool
-    stratum: int
+    stratum: int | None
+    """None when the daemon does not say (systemd-timesyncd)."""
     reference: str
     offset: float | None = None
     """Seconds, true time minus local clock, as the daemon estimates it."""
@@ -474,19 +477,23 @@ def evaluate_local(
     synced = [d for d in local.daemons if d.synchronised]
     if synced:
         daemon = synced[0]
-        metrics.append(Metric("stratum", daemon.stratum, min=0, max=16))
-        summary = f"synchronised ({daemon.daemon}, stratum {daemon.stratum}, {daemon.reference})"
+        stratum = ""
+        if daemon.stratum is not None:
+            metrics.append(Metric("stratum", daemon.stratum, min=0, max=16))
+            stratum = f", stratum {daemon.stratum}"
+        summary = f"synchronised ({daemon.daemon}{stratum}, {daemon.reference})"
         status = Status.OK
         if daemon.offset is not None:
             metrics.append(_offset_metrics(daemon.offset, config))
             status = level(abs(daemon.offset), config.offset_warn, config.offset_crit)
-            summary = (f"{daemon.daemon} synchronised to {daemon.reference}, stratum "
-                       f"{daemon.stratum}: clock {format_offset(daemon.offset)}")
+            summary = (f"{daemon.daemon} synchronised to {daemon.reference}{stratum}: "
+                       f"clock {format_offset(daemon.offset)}")
         info["source"] = daemon.daemon
         return CheckResult(check, LOCAL_TARGET, status, summary[:120], tuple(metrics), info)
     if local.daemons:
         daemon = local.daemons[0]
-        metrics.append(Metric("stratum", daemon.stratum, min=0, max=16))
+        if daemon.stratum is not None:
+            metrics.append(Metric("stratum", daemon.stratum, min=0, max=16))
         info["source"] = daemon.daemon
         summary = f"clock not synchronised: {daemon.reason}"
         return CheckResult(check, LOCAL_TARGET, unsync_status, summary[:120], tuple(metrics),
@@ -603,6 +610,38 @@ def read_ntpd(
         return None, f"ntpq output not understood: {err}"
 
 
+# systemd-timesyncd touches this file on each successful synchronisation
+# (systemd-timesyncd.service(8)); it polls every 2048 s at most by default.
+TIMESYNC_DIR = Path("/run/systemd/timesync")
+TIMESYNC_STALE = 3 * 2048.0
+
+
+def read_timesyncd(directory: Path, now: float) -> tuple[DaemonState | None, str]:
+    """systemd-timesyncd's word, from the file it touches on every synchronisation.
+
+    Debian's default time keeper: it has no query interface that needs no D-Bus, and
+    under the agent's hardened unit the kernel's ``adjtimex`` is refused, so this file is
+    what is left to read. None when timesyncd does not run (no directory).
+    """
+    if not directory.is_dir():
+        return None, ""
+    try:
+        synced_at = (directory / "synchronized").stat().st_mtime
+    except FileNotFoundError:
+        return DaemonState("systemd-timesyncd", False, None, "",
+                           reason="systemd-timesyncd has not synchronised since it "
+                                  "started"), ""
+    except OSError as err:
+        return None, f"systemd-timesyncd state unreadable: {err}"
+    age = now - synced_at
+    if age > TIMESYNC_STALE:
+        return DaemonState("systemd-timesyncd", False, None, "", reason=(
+            f"systemd-timesyncd last synchronised {age / 60:.0f} min ago"),
+            reference_time=synced_at), ""
+    return DaemonState("systemd-timesyncd", True, None, "its NTP server",
+                       reference_time=synced_at), ""
+
+
 # ---------------------------------------------------------------------------- the check
 
 QueryFunction = Callable[[Server, float], ServerReply]
@@ -622,12 +661,14 @@ class NtpCheck:
         query: QueryFunction = query_server,
         kernel: Callable[[], KernelClock] = read_kernel_clock,
         run: CommandRunner = run_command,
+        timesync_dir: Path = TIMESYNC_DIR,
     ) -> None:
         self.config = config
         self.context = context
         self.query = query
         self.kernel = kernel
         self.run_command = run
+        self.timesync_dir = timesync_dir
 
     @property
     def query_timeout(self) -> float:
@@ -685,4 +726,9 @@ class NtpCheck:
                 daemons.append(state)
             if note:
                 notes.append(note)
+        state, note = read_timesyncd(self.timesync_dir, time.time())
+        if state is not None:
+            daemons.append(state)
+        if note:
+            notes.append(note)
         return LocalFacts(kernel, tuple(daemons), tuple(notes))

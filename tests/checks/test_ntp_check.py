@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Sequence
@@ -50,7 +51,7 @@ def make_check(tmp_path: Path, config: NtpConfig, *, timeout: float = 30.0,
         return ServerReply(server.label, 0.001, 0.002, 2)
 
     return NtpCheck(config, context, query=query or default_query, kernel=lambda: SYNCED,
-                    run=commands)
+                    run=commands, timesync_dir=tmp_path / "no-timesyncd")
 
 
 def test_servers_are_asked_at_once(tmp_path: Path) -> None:
@@ -136,7 +137,44 @@ def test_unreadable_kernel_and_no_daemon_is_unknown(tmp_path: Path) -> None:
 
     context = CheckContext("ntp", tmp_path)
     check = NtpCheck(NtpConfig(chronyc="/nonexistent/c", ntpq="/nonexistent/n"), context,
-                     kernel=kernel)
+                     kernel=kernel, timesync_dir=tmp_path / "no-timesyncd")
     (local,) = check.run()
     assert local.status is Status.UNKNOWN
     assert local.summary.startswith("no clock state readable: kernel clock state unreadable")
+
+
+def _timesyncd_check(tmp_path: Path, synced_ago: float | None) -> NtpCheck:
+    """A host keeping time with systemd-timesyncd, the kernel refused (the agent's unit)."""
+    def kernel() -> KernelClock:
+        raise OSError(1, "adjtimex failed: Operation not permitted")
+
+    state = tmp_path / "timesync"
+    state.mkdir()
+    if synced_ago is not None:
+        marker = state / "synchronized"
+        marker.touch()
+        at = time.time() - synced_ago
+        os.utime(marker, (at, at))
+    return NtpCheck(NtpConfig(chronyc="/nonexistent/c", ntpq="/nonexistent/n"),
+                    CheckContext("ntp", tmp_path), kernel=kernel, timesync_dir=state)
+
+
+def test_timesyncd_synchronised_lately_is_ok_without_the_kernel(tmp_path: Path) -> None:
+    (local,) = _timesyncd_check(tmp_path, synced_ago=600).run()
+    assert local.status is Status.OK
+    assert local.summary == "synchronised (systemd-timesyncd, its NTP server)"
+    assert local.details["source"] == "systemd-timesyncd"
+    assert "stratum" not in {m.name for m in local.metrics}
+
+
+def test_timesyncd_silent_for_hours_is_not_synchronised(tmp_path: Path) -> None:
+    (local,) = _timesyncd_check(tmp_path, synced_ago=3 * 3600).run()
+    assert local.status is Status.CRITICAL  # unsynchronised_status, critical by default
+    assert local.summary == ("clock not synchronised: systemd-timesyncd last synchronised "
+                             "180 min ago")
+
+
+def test_timesyncd_that_never_synchronised_says_so(tmp_path: Path) -> None:
+    (local,) = _timesyncd_check(tmp_path, synced_ago=None).run()
+    assert local.status is Status.CRITICAL
+    assert "has not synchronised since it started" in local.summary
