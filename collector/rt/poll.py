@@ -79,11 +79,13 @@ def poll(engine: Engine, settings: Settings, policy: Policy, client: RtClient, *
                 report.skipped += 1
                 continue
             if passed:  # one update for the run, not one per transaction
-                _advance(engine, link, passed)
+                with write_transaction(engine) as conn:
+                    _advance(conn, link, passed)
                 passed = 0
             _apply(engine, settings, policy, client, link, txn, clock(), report)
         if passed:
-            _advance(engine, link, passed)
+            with write_transaction(engine) as conn:
+                _advance(conn, link, passed)
     with write_transaction(engine) as conn:
         stmt = upsert_insert(conn, STATES).values(
             name=POLL_STATE, data={"since": started}, updated_at=started)
@@ -93,11 +95,12 @@ def poll(engine: Engine, settings: Settings, policy: Policy, client: RtClient, *
     return report
 
 
-def _advance(engine: Engine, link: RowMapping, txn_id: int) -> None:
-    """Mark RT history read up to ``txn_id`` (never backwards)."""
-    with write_transaction(engine) as conn:
-        conn.execute(update(LINKS).where(LINKS.c.ticket_id == link["ticket_id"],
-                                         LINKS.c.seen_txn < txn_id).values(seen_txn=txn_id))
+def _advance(conn: Connection, link: RowMapping, txn_id: int) -> bool:
+    """Mark RT history read up to ``txn_id``; False when it was read that far already
+    (another collector got there first: it is never moved backwards)."""
+    return bool(conn.execute(update(LINKS).where(
+        LINKS.c.ticket_id == link["ticket_id"], LINKS.c.seen_txn < txn_id,
+    ).values(seen_txn=txn_id)).rowcount)
 
 
 def _apply(engine: Engine, settings: Settings, policy: Policy, client: RtClient,
@@ -109,10 +112,7 @@ def _apply(engine: Engine, settings: Settings, policy: Policy, client: RtClient,
     if txn.type in ("Correspond", "Comment"):
         text = client.content(txn.id).strip() or txn.subject  # no network inside the txn
     with write_transaction(engine) as conn:
-        advanced = conn.execute(update(LINKS).where(
-            LINKS.c.ticket_id == ticket_id, LINKS.c.seen_txn < txn.id,
-        ).values(seen_txn=txn.id)).rowcount
-        if not advanced:
+        if not _advance(conn, link, txn.id):
             return  # another collector applied it
         try:
             done = _act(conn, settings, policy, ticket_id, txn, text, now)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 
 import anyio.to_thread
 
@@ -35,18 +34,14 @@ async def run_rt(runtime: Runtime) -> None:
 
     syncer = Syncer(runtime.engine, runtime.settings, clock=runtime.clock)
     reader = RtClient(config)
-    state = {"next_poll": 0.0}
 
     def poll_job() -> None:
-        if time.monotonic() < state["next_poll"]:
-            return
-        state["next_poll"] = time.monotonic() + config.poll_every
         poll(runtime.engine, runtime.settings, runtime.policy, reader, clock=runtime.clock)
 
     try:
         await asyncio.gather(
             run_every(config.sync_every, syncer.sync, name="rt-sync"),
-            run_every(min(config.poll_every, config.sync_every), poll_job, name="rt-poll"))
+            run_every(config.poll_every, poll_job, name="rt-poll"))
     finally:
         syncer.close()
         reader.close()

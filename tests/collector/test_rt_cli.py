@@ -16,14 +16,9 @@ from collector.rt.models import CHANGES, DEAD, set_enabled
 from collector.settings import load_settings
 from collector.tickets import service
 from tests.collector.test_tickets_api import _open
-from tests.services.rt import CONNECTOR_USER, RtServer, make_token
+from tests.services.rt import CONNECTOR_USER
 
 FAILED_CREATE = "POST /REST/2.0/ticket: RT answered 503:\n  Service Unavailable"
-
-
-@pytest.fixture(scope="module")
-def token(rt_server: RtServer) -> str:
-    return make_token(rt_server, CONNECTOR_USER, "watchkeeper rt check tests")
 
 
 def write_config(tmp_path: Path, rt: str | None, customers: str = "") -> Path:
@@ -58,9 +53,9 @@ def lines_of(out: str) -> dict[str, str]:
 # ------------------------------------------------------------------------------ rt check
 
 
-def test_check_passes_against_an_rt_set_up_as_documented(rt_server, token, tmp_path, capsys):
+def test_check_passes_against_an_rt_set_up_as_documented(rt_server, rt_token, tmp_path, capsys):
     token_file = tmp_path / "rt.token"
-    token_file.write_text(token + "\n")
+    token_file.write_text(rt_token + "\n")
     config = write_config(tmp_path, rt_section(rt_server.url, token_file))
     code, out, err = run(config, capsys, "rt", "check")
     assert code == 0, out + err
@@ -70,7 +65,7 @@ def test_check_passes_against_an_rt_set_up_as_documented(rt_server, token, tmp_p
     assert all(verdict.startswith("OK ") for verdict in checks.values()), out
     assert checks["authenticated"].startswith(f"OK as {CONNECTOR_USER}")
     assert "Watchkeeper Key" in checks["key field"]
-    assert token not in out + err  # the secret is never shown
+    assert rt_token not in out + err  # the secret is never shown
 
 
 def test_a_wrong_token_fails_naming_the_credentials(rt_server, tmp_path, capsys):
@@ -87,9 +82,9 @@ def test_a_wrong_token_fails_naming_the_credentials(rt_server, tmp_path, capsys)
     assert "rt check: " in err and "failed" in err
 
 
-def test_a_customer_s_unknown_queue_fails(rt_server, token, tmp_path, capsys):
+def test_a_customer_s_unknown_queue_fails(rt_server, rt_token, tmp_path, capsys):
     token_file = tmp_path / "rt.token"
-    token_file.write_text(token)
+    token_file.write_text(rt_token)
     config = write_config(tmp_path, rt_section(rt_server.url, token_file),
                           '[customers.globex]\nrt_queue = "No Such Queue"\n')
     code, out, _ = run(config, capsys, "rt", "check")

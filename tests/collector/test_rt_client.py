@@ -27,13 +27,7 @@ from tests.services.rt import (
     STAFF_USER,
     FaultProxy,
     RtServer,
-    make_token,
 )
-
-
-@pytest.fixture(scope="module")
-def token(rt_server: RtServer) -> str:
-    return make_token(rt_server, CONNECTOR_USER)
 
 
 def settings_for(url: str, **credentials: Any) -> RequestTrackerSettings:
@@ -42,8 +36,8 @@ def settings_for(url: str, **credentials: Any) -> RequestTrackerSettings:
 
 
 @pytest.fixture
-def client(rt_server: RtServer, token: str) -> Iterator[RtClient]:
-    with RtClient(settings_for(rt_server.url, token=token)) as rt:
+def client(rt_server: RtServer, rt_token: str) -> Iterator[RtClient]:
+    with RtClient(settings_for(rt_server.url, token=rt_token)) as rt:
         yield rt
 
 
@@ -245,8 +239,8 @@ def test_changed_since_finds_tickets_with_a_key_updated_since(
     assert older in client.changed_since(later)
 
 
-def test_token_authentication_and_a_wrong_token(rt_server: RtServer, token: str) -> None:
-    with RtClient(settings_for(rt_server.url, token=token)) as good:
+def test_token_authentication_and_a_wrong_token(rt_server: RtServer, rt_token: str) -> None:
+    with RtClient(settings_for(rt_server.url, token=rt_token)) as good:
         assert good.find_by_key(new_key()) is None
     wrong = "1-28-" + "0" * 32
     with RtClient(settings_for(rt_server.url, token=wrong)) as bad, \
@@ -279,9 +273,9 @@ def test_rt_stopped_is_not_permanent(client: RtClient, rt_server: RtServer) -> N
 
 
 def test_lost_answer_to_create_leaves_the_ticket_findable(rt_server: RtServer,
-                                                          token: str) -> None:
+                                                          rt_token: str) -> None:
     with FaultProxy(rt_server.port) as proxy, \
-            RtClient(settings_for(proxy.url, token=token)) as client:
+            RtClient(settings_for(proxy.url, token=rt_token)) as client:
         key = new_key()
         proxy.drop_response_of("POST", "/REST/2.0/ticket", times=1)
         with pytest.raises(RtError) as lost:
@@ -295,9 +289,9 @@ def test_lost_answer_to_create_leaves_the_ticket_findable(rt_server: RtServer,
 
 
 def test_connection_refused_while_down_is_not_permanent(rt_server: RtServer,
-                                                        token: str) -> None:
+                                                        rt_token: str) -> None:
     with FaultProxy(rt_server.port) as proxy, \
-            RtClient(settings_for(proxy.url, token=token)) as client:
+            RtClient(settings_for(proxy.url, token=rt_token)) as client:
         proxy.down()
         with pytest.raises(RtError) as refused:
             client.find_by_key(new_key())

@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from collector.db import create_db_engine, migrate, write_transaction
 from collector.notify.models import Notification
@@ -34,13 +34,8 @@ from tests.services.rt import (
     STAFF_USER,
     FaultProxy,
     RtServer,
-    make_token,
+    rt_client,
 )
-
-
-@pytest.fixture(scope="module")
-def rt_token(rt_server: RtServer) -> str:
-    return make_token(rt_server, CONNECTOR_USER)
 
 
 def rt_settings(db_url: str, url: str, token: str, **extra: Any) -> Settings:
@@ -226,10 +221,7 @@ def test_a_reply_made_in_rt_by_staff_is_the_collector_tickets_first_response(
 
 
 def staff_client(rt_server: RtServer) -> RtClient:
-    settings = Settings.model_validate({"request_tracker": {
-        "url": rt_server.url, "user": STAFF_USER, "password": STAFF_PASSWORD}})
-    assert settings.request_tracker is not None
-    return RtClient(settings.request_tracker)
+    return rt_client(rt_server.url, STAFF_USER, password=STAFF_PASSWORD)
 
 
 def test_rt_stopped_during_activity_every_change_lands_once_and_in_order(side, rt_server):
@@ -400,5 +392,35 @@ def test_a_key_field_rt_drops_still_links_the_ticket_once(tmp_path, rt_server, r
         side.act(service.comment, ticket_id, text="later", actor="tse.olena")
         again = side.syncer.sync()
         assert again.created == [] and len(again.done) == 1  # no second RT ticket
+    finally:
+        side.close()
+
+
+def test_a_change_rt_refuses_for_good_is_given_up_after_max_attempts_and_audited(
+        tmp_path, rt_server, rt_token, enroll_host):
+    side = Side(rt_settings(f"sqlite:///{tmp_path / 'c.db'}", rt_server.url, rt_token,
+                            max_attempts=2), enroll_host)
+    try:
+        ticket_id = side.open()
+        side.sync_until_done()
+        # The link points at a ticket RT does not have: RT refuses every note for good.
+        with write_transaction(side.engine) as conn:
+            conn.execute(update(RtLink).where(RtLink.ticket_id == ticket_id)
+                         .values(rt_id=10_000_000))
+        side.act(service.comment, ticket_id, text="refused", actor="tse.olena")
+        side.act(service.comment, ticket_id, text="refused too", actor="tse.olena")
+        dead: list[int] = []
+        for _ in range(5):
+            dead += side.syncer.sync().dead
+            side.clock.advance(400)  # past retry_max
+        assert len(dead) == 2  # the first given up, then the one behind it went on
+        waiting = side.backlog()
+        assert (waiting.pending, waiting.dead) == (0, 2)
+        failed = [e for e in side.events(ticket_id) if e["kind"] == "rt_failed"]
+        assert len(failed) == 2 and all(e["actor"] == "rt:watchkeeper" for e in failed)
+        assert "after 2 tries" in failed[0]["text"]
+        with side.engine.connect() as conn:  # the audit of a failure is not sent to RT
+            assert conn.execute(select(RtChange).where(
+                RtChange.event_id.in_([e["id"] for e in failed]))).first() is None
     finally:
         side.close()

@@ -14,8 +14,6 @@ from typing import Any
 
 import httpx
 
-from collector.rt.client import RtClient
-from collector.settings import Settings
 from tests.e2e.ticketing import (
     CUSTOMER,
     Api,
@@ -33,15 +31,8 @@ from tests.services.rt import (
     STAFF_PASSWORD,
     STAFF_USER,
     RtServer,
-    make_token,
+    rt_client,
 )
-
-
-def _client(url: str, user: str, **secret: str) -> RtClient:
-    settings = Settings.model_validate({"request_tracker": {"url": url, "user": user,
-                                                            **secret}})
-    assert settings.request_tracker is not None
-    return RtClient(settings.request_tracker)
 
 
 def _metric(url: str, name: str) -> float:
@@ -52,9 +43,9 @@ def _metric(url: str, name: str) -> float:
 
 
 def test_a_collector_mirrors_its_tickets_into_rt_and_counts_a_reply_made_there(
-        tmp_path: Path, rt_server: RtServer) -> None:
+        tmp_path: Path, rt_server: RtServer, rt_token: str) -> None:
     token_file = tmp_path / "rt.token"
-    token_file.write_text(make_token(rt_server, CONNECTOR_USER) + "\n")
+    token_file.write_text(rt_token + "\n")
     clock = ClockFile(tmp_path / "clock-offset")
     config = collector_config(smtp=None, extra=(
         f'[request_tracker]\nurl = "{rt_server.url}"\nuser = "{CONNECTOR_USER}"\n'
@@ -63,8 +54,8 @@ def test_a_collector_mirrors_its_tickets_into_rt_and_counts_a_reply_made_there(
     fqdn = "rt1.acme.example"
     host = Host(collector.url, fqdn, collector.enroll(CUSTOMER, fqdn))
     api = Api(collector.url, collector.user_token("tse1", "tse"))
-    rt = _client(rt_server.url, CONNECTOR_USER, token=token_file.read_text().strip())
-    staff = _client(rt_server.url, STAFF_USER, password=STAFF_PASSWORD)
+    rt = rt_client(rt_server.url, CONNECTOR_USER, token=rt_token)
+    staff = rt_client(rt_server.url, STAFF_USER, password=STAFF_PASSWORD)
     collector.start()
     try:
         for _ in range(2):

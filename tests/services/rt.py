@@ -35,6 +35,8 @@ from typing import Any
 import httpx
 import pytest
 
+from collector.rt.client import RtClient
+from collector.settings import RequestTrackerSettings
 from tests.support.ports import free_port
 
 SETUP_DATABASE = Path("/usr/sbin/rt-setup-database-5")
@@ -249,6 +251,13 @@ my ($id, $msg, $token) = RT::AuthToken->new(RT->SystemUser)->Create(
 die "$msg\n" unless $id;
 print $token;
 """
+
+
+def rt_client(url: str, user: str, **secret: str) -> RtClient:
+    """The connector's REST2 client as ``user`` (``token=`` or ``password=``): how the
+    tests act in RT as the connector or as staff. Close it."""
+    return RtClient(RequestTrackerSettings.model_validate({"url": url, "user": user,
+                                                           **secret}))
 
 
 def make_token(server: RtServer, user: str, description: str = "watchkeeper tests") -> str:
